@@ -1,0 +1,1 @@
+"""Building blocks shared by the SPADE-family methods (norms, losses, encoder, init)."""
