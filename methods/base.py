@@ -216,6 +216,11 @@ class Method:
     def begin_step(self, step: int) -> None:
         """Hook before each training step (e.g. to change what an optimiser trains)."""
 
+    def after_training(self, train_dataset: Any, *, batch_size: int = 1) -> dict:
+        """Hook run once when training has finished, before generation (e.g. pix2pixHD's
+        instance-feature clustering). Returns a small JSON-able summary for the run record."""
+        return {}
+
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         """One optimisation step of every phase (one G and one D update); returns loss values."""
         return run_phases(self, batch, step, self.policy)
