@@ -1,6 +1,8 @@
 """Datasets: the registry and the shared data contract."""
 from harness.data.base import (Batch, DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace,
                                Record, SemanticDataset, collate)
+from harness.data.edges import instance_edges
+from harness.data.factory import build_dataset, build_dataset_from_config
 from harness.registry import Registry
 
 
@@ -14,4 +16,5 @@ DATASETS: Registry[type[SemanticDataset]] = Registry(
     validate=_validate)
 
 __all__ = ["Batch", "DATASETS", "DatasetError", "DatasetInfo", "DatasetOptions", "EvalLabelSpace",
-           "Record", "SemanticDataset", "collate"]
+           "Record", "SemanticDataset", "build_dataset", "build_dataset_from_config", "collate",
+           "instance_edges"]
