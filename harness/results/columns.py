@@ -1,0 +1,46 @@
+"""The leaderboard's metric columns: record key, header, direction and display precision.
+
+One place decides how a metric is shown, so the CSV, LaTeX and Markdown writers and the
+best-per-column rule all agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class MetricColumn:
+    key: str                          # column key in tables and the CSV
+    record_key: str                   # key in a record's "metrics" for generated images
+    real_key: str | None              # key of the segmenter-on-real-images value, if any
+    published_key: str | None         # column of results/published.csv
+    title: str                        # plain header (Markdown)
+    latex_title: str
+    direction: Literal["lower", "higher"]
+    decimals: int                     # shown digits after the point, after scaling
+    scale: float = 1.0                # shown value = recorded value * scale (CSV keeps raw)
+
+    @property
+    def arrow(self) -> str:
+        return "↓" if self.direction == "lower" else "↑"
+
+    @property
+    def latex_arrow(self) -> str:
+        return r"$\downarrow$" if self.direction == "lower" else r"$\uparrow$"
+
+    def better(self, a: float, b: float) -> bool:
+        return a < b if self.direction == "lower" else a > b
+
+
+METRIC_COLUMNS: tuple[MetricColumn, ...] = (
+    MetricColumn("fid", "fid", None, "fid", "FID", "FID", "lower", 2),
+    # KID values are ~1e-2; papers print them x10^3, and so do the tables (the CSV keeps raw).
+    MetricColumn("kid", "kid", None, "kid", "KID×10³", r"KID$\times10^3$", "lower", 2, 1e3),
+    MetricColumn("miou", "miou", "real_miou", "miou", "mIoU", "mIoU", "higher", 2),
+    MetricColumn("accuracy", "accuracy", "real_accuracy", "accuracy", "acc", "acc.", "higher", 2),
+    MetricColumn("lpips_diversity", "lpips_diversity", None, "lpips", "LPIPS", "LPIPS",
+                 "higher", 3),
+)
+
+COLUMNS_BY_KEY = {c.key: c for c in METRIC_COLUMNS}
