@@ -304,6 +304,7 @@ class TrainConfig:
     log_every: int = runtime(10)
     sample_every: int = runtime(500)          # steps between saved sample grids (0 = never)
     progress: bool = runtime(True)
+    tensorboard: bool = runtime(True)         # also log to <run>/tensorboard if installed
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "grad_accum"):
