@@ -1,0 +1,417 @@
+"""Score one generated set under one protocol: FID/KID, mIoU/accuracy (+ real upper bound),
+LPIPS diversity -> one evaluation record (see :mod:`evaluators.records`).
+
+Used by ``python -m harness run`` (per seed, then :func:`combine_seeds`) and by the CLI to score a
+bare folder of images written by an official repository (:func:`pair_images` pairs them by file
+name). With a ``DistInfo`` of world_size > 1 every rank extracts features / segments / measures
+1/N of the images; the pieces are gathered and rank 0 computes the final numbers, which every
+rank returns (only rank 0 should write them).
+"""
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch.utils.data import Dataset, Subset
+from tqdm import tqdm
+
+from evaluators import reference_cache as cache
+from evaluators.diversity import backbone_spec, build_lpips, lpips_diversity, pairwise_mean
+from evaluators.fid import (ImageFilesDataset, RealImagesDataset, bootstrap_fid,
+                            build_extractor, extract_features, fid_value, kid_value, read_uint8)
+from evaluators.pairing import (PairingError, check_mapping, check_sizes, lossy_files,
+                                pair_images)
+from evaluators.protocol import Protocol, load_protocol
+from evaluators.records import (METRICS, SCHEMA, combine_seeds, finite_or_skipped,  # noqa: F401
+                                not_applicable, ok, single_seed_fields, skipped, write_record)
+from evaluators.segmentation import accumulate_confusion, ground_truth, segmenter_input
+from evaluators.segmentation_scores import scores
+from evaluators.sharding import (broadcast, gather_rows, gather_values, reduce_confusion,
+                                 shard_indices)
+from evaluators.weights import INCEPTION_V3_COMPAT, WeightsUnavailable, resolve
+from harness.dist import DistInfo
+
+METRIC_NAMES = ("fid", "kid", "miou", "accuracy", "real_miou", "real_accuracy",
+                "lpips_diversity")
+# --skip accepts the metric names and these groups.
+SKIP_GROUPS = {"segmentation": ("miou", "accuracy", "real_miou", "real_accuracy"),
+               "real": ("real_miou", "real_accuracy"), "diversity": ("lpips_diversity",),
+               "lpips": ("lpips_diversity",)}
+
+
+class EvaluationError(ValueError):
+    """The inputs do not fit the protocol (dataset, split, label space, sizes, samples)."""
+
+
+# --- what is evaluated --------------------------------------------------------------------------
+def select_records(dataset, protocol: Protocol) -> list:
+    """The records scored under ``protocol``: the split's first ``num_images`` (sorted by key)."""
+    records = list(dataset.records())
+    n = protocol.num_images
+    if n is None:
+        return records
+    if len(records) < n:
+        raise EvaluationError(f"protocol {protocol.name} scores {n} images but "
+                              f"{dataset.name}/{dataset.split} has only {len(records)}")
+    return records[:n]
+
+
+def diversity_keys(dataset, protocol: Protocol) -> list[str]:
+    """The label maps that need ``protocol.diversity.samples_per_map`` samples each."""
+    keys = [r.key for r in select_records(dataset, protocol)]
+    maps = protocol.diversity.maps
+    return keys if maps is None else keys[:maps]
+
+
+def check_dataset(dataset, protocol: Protocol) -> None:
+    name = getattr(dataset, "name", None)
+    if name != protocol.dataset:
+        raise EvaluationError(f"protocol {protocol.name} is for dataset {protocol.dataset!r}, "
+                              f"but the images are paired with dataset {name!r}")
+    if dataset.split != protocol.split:
+        raise EvaluationError(f"protocol {protocol.name} scores split {protocol.split!r}, but "
+                              f"the dataset object is split {dataset.split!r}")
+    seg = protocol.segmentation
+    if seg.segmenter is not None:
+        space = dataset.label_space
+        if space.name != seg.label_space:
+            raise EvaluationError(f"protocol {protocol.name} scores in label space "
+                                  f"{seg.label_space!r}, but {name} provides {space.name!r}")
+        if space.ignore_index != seg.ignore_index:
+            raise EvaluationError(f"protocol {protocol.name} ignores id {seg.ignore_index}, but "
+                                  f"label space {space.name} uses {space.ignore_index}")
+
+
+def normalise_skip(skip: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for name in skip:
+        if name in METRIC_NAMES:
+            out.add(name)
+        elif name in SKIP_GROUPS:
+            out.update(SKIP_GROUPS[name])
+        else:
+            valid = ", ".join([*METRIC_NAMES, *SKIP_GROUPS])
+            raise EvaluationError(f"unknown metric {name!r} to skip; valid: {valid}")
+    return out
+
+
+# --- the evaluation ----------------------------------------------------------------------------
+class _Run:
+    """State shared by the metric groups of one evaluation."""
+
+    def __init__(self, dataset, protocol, records, paths, *, device, batch_size, skips, dist,
+                 weights, progress):
+        self.dataset = dataset
+        self.protocol = protocol
+        self.records = records
+        self.keys = [r.key for r in records]
+        self.paths = [paths[k] for k in self.keys]
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.skips = skips
+        self.dist = dist if dist is not None else DistInfo()
+        self.weights = dict(weights or {})
+        self.progress = progress and self.dist.is_main
+        self.weights_used: dict[str, dict] = {}
+        self._ref_dir: Path | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
+    @property
+    def ref_dir(self) -> Path:
+        if self._ref_dir is None:
+            self._ref_dir = cache.reference_dir(self.protocol, self.dataset)
+        return self._ref_dir
+
+    def real_image(self, i: int) -> torch.Tensor:
+        return self.dataset.image_resized(self.records[i], self.protocol.resolution_hw,
+                                          filter=self.protocol.fid.resize_filter)
+
+    def generated_image(self, i: int) -> torch.Tensor:
+        return read_uint8(self.paths[i])
+
+    def cached(self, path: Path) -> dict | None:
+        """The cache entry (on rank 0) and whether it exists (on every rank)."""
+        entry = cache.load(path, self.keys) if self.is_main else None
+        hit = broadcast(entry is not None, self.dist)
+        if not hit:
+            return None
+        return entry if self.is_main else {}
+
+
+def _features(run: _Run, images: Dataset, extractor, desc: str) -> torch.Tensor:
+    """This rank's share of ``images`` through the extractor, gathered in dataset order."""
+    n = len(images)
+    idx = shard_indices(n, run.dist)
+    if run.progress:
+        tqdm.write(f"[eval] Inception features: {desc} ({n} images)", file=sys.stderr)
+    rows = extract_features(Subset(images, idx), extractor, batch_size=run.batch_size,
+                            device=run.device, progress=run.progress)
+    return gather_rows(idx, rows, n, run.dist)
+
+
+def _fid_kid(run: _Run) -> dict[str, dict]:
+    fs = run.protocol.fid
+    out: dict[str, dict] = {}
+    if not fs.enabled:
+        return {"fid": not_applicable("the protocol disables FID/KID"),
+                "kid": not_applicable("the protocol disables FID/KID")}
+    want = {"fid": "fid" not in run.skips, "kid": fs.kid and "kid" not in run.skips}
+    for name in ("fid", "kid"):
+        if name == "kid" and not fs.kid:
+            out[name] = not_applicable("the protocol disables KID")
+        elif not want[name]:
+            out[name] = skipped("skipped on request")
+    if not any(want.values()):
+        return out
+    try:
+        resolved = resolve(INCEPTION_V3_COMPAT, run.weights.get(INCEPTION_V3_COMPAT.key))
+    except WeightsUnavailable as exc:
+        return {**out, **{n: skipped(str(exc)) for n, w in want.items() if w}}
+    run.weights_used[resolved.spec.key] = resolved.record()
+    extractor = build_extractor(resolved.path, run.device)
+
+    gen = _features(run, ImageFilesDataset(run.paths), extractor, "generated images")
+    path = run.ref_dir / f"fid-real-{cache.weights_tag([resolved.sha256])}.pt"
+    entry = run.cached(path)
+    if entry is not None:
+        real = entry.get("features")
+    else:
+        real_set = RealImagesDataset(run.dataset, run.records, run.protocol.resolution_hw,
+                                     run.protocol.fid.resize_filter)
+        real = _features(run, real_set, extractor, "real images (cached afterwards)")
+        if run.is_main:
+            cache.save(path, run.keys, features=real, weights_sha256=resolved.sha256)
+    del extractor
+    if not run.is_main:
+        return out
+    n = gen.shape[0]
+    if n < 2:
+        reason = f"FID/KID need at least 2 images, the protocol selects {n}"
+        return {**out, **{name: skipped(reason) for name, w in want.items() if w}}
+    if want["fid"]:
+        value = fid_value(gen, real)
+        extra = {"ci95": None, "confidence": fs.confidence, "n": n, "n_real": int(real.shape[0])}
+        if fs.bootstrap_resamples > 0:
+            boot = bootstrap_fid(gen, real, resamples=fs.bootstrap_resamples,
+                                 confidence=fs.confidence, seed=fs.bootstrap_seed, point=value)
+            extra.update(ci95=boot["ci"], bootstrap_bias=boot["bias"],
+                         bootstrap_resamples=boot["resamples"])
+        out["fid"] = ok(value, **extra)
+    if want["kid"]:
+        kid = kid_value(gen, real, subsets=fs.kid_subsets, subset_size=fs.kid_subset_size)
+        out["kid"] = ok(kid["value"], std=kid["std"], subset_size=kid["subset_size"],
+                        subsets=fs.kid_subsets, note=kid["note"])
+    return out
+
+
+# A registry entry with this label space is trained by the harness on the evaluated dataset.
+DATASET_LABEL_SPACE = "dataset"
+
+
+def _build_options(entry, run: _Run) -> dict:
+    """The entry's options, plus what harness-trained segmenters need to find their data: they
+    learn from the evaluated dataset's train split (same dataset options), trained once and then
+    read from the cache."""
+    kwargs = dict(entry.options)
+    params = inspect.signature(entry.build).parameters
+    if entry.label_space == DATASET_LABEL_SPACE and "dataset" in params:
+        kwargs.setdefault("dataset", run.dataset.name)
+    if "dataset_options" in params:
+        kwargs.setdefault("dataset_options", run.dataset.options)
+    if "progress" in params:
+        kwargs.setdefault("progress", run.progress)
+    return kwargs
+
+
+def _segmentation(run: _Run) -> dict[str, dict]:
+    seg = run.protocol.segmentation
+    gen_names, real_names = ("miou", "accuracy"), ("real_miou", "real_accuracy")
+    if seg.segmenter is None:
+        return {n: not_applicable("the protocol has no segmenter")
+                for n in (*gen_names, *real_names)}
+    out: dict[str, dict] = {}
+    want_gen = not set(gen_names) <= run.skips
+    want_real = seg.real_images and not set(real_names) <= run.skips
+    for n in (*gen_names, *real_names):
+        if n in real_names and not seg.real_images:
+            out[n] = not_applicable("the protocol does not score the real images")
+        elif n in run.skips:
+            out[n] = skipped("skipped on request")
+    if not (want_gen or want_real):
+        return out
+
+    from evaluators.segmenters import SEGMENTERS
+    entry = SEGMENTERS.get(seg.segmenter)
+    space = run.dataset.label_space
+    trained_here = entry.label_space == DATASET_LABEL_SPACE
+    if not trained_here and entry.label_space != seg.label_space:
+        raise EvaluationError(f"segmenter {entry.name} predicts label space "
+                              f"{entry.label_space!r}, the protocol scores {seg.label_space!r}")
+    wanted = [*(gen_names if want_gen else ()), *(real_names if want_real else ())]
+    try:
+        model = entry.build(weights=run.weights.get(entry.name), device=run.device,
+                            **_build_options(entry, run))
+    except WeightsUnavailable as exc:
+        return {**out, **{n: skipped(str(exc)) for n in wanted if n not in out}}
+    if getattr(model, "label_space", space.name) != space.name:
+        raise EvaluationError(f"segmenter {entry.name} predicts label space "
+                              f"{model.label_space!r}, the dataset scores {space.name!r}")
+    for w in getattr(model, "resolved_weights", []):
+        run.weights_used[w.spec.key] = w.record()
+
+    def confusion(get: Callable[[int], torch.Tensor], desc: str) -> torch.Tensor:
+        idx = shard_indices(len(run.keys), run.dist)
+        bar = tqdm(total=len(idx), desc=f"[eval] {entry.name}: {desc}", unit="img",
+                   disable=not run.progress, leave=False)
+
+        def items():
+            for i in idx:
+                gt = ground_truth(run.dataset, run.records[i], run.protocol)
+                yield segmenter_input(get(i), tuple(gt.shape), run.protocol), gt
+        with bar:
+            cm = accumulate_confusion(model, items(), num_classes=space.num_classes,
+                                      ignore_index=space.ignore_index,
+                                      batch_size=run.batch_size, progress=bar.update)
+        return reduce_confusion(cm, run.dist)
+
+    results: dict[str, dict] = {}
+    if want_gen:
+        results["gen"] = scores(confusion(run.generated_image, "generated images"),
+                                seg.absent_classes, space.class_names,
+                                seg.accuracy_ignored_pixels)
+    if want_real:
+        shas = [w.sha256 for w in getattr(model, "resolved_weights", [])]
+        tag = cache.weights_tag(shas) if shas else cache.module_tag(model)
+        path = run.ref_dir / f"seg-real-{entry.name}-{tag}.pt"
+        hit = run.cached(path)
+        if hit is not None:
+            cm = hit.get("confusion")
+        else:
+            cm = confusion(run.real_image, "real images (cached afterwards)")
+            if run.is_main:
+                cache.save(path, run.keys, confusion=cm)
+        if run.is_main:
+            results["real"] = scores(cm, seg.absent_classes, space.class_names,
+                                     seg.accuracy_ignored_pixels)
+    del model
+    for prefix, names in (("gen", gen_names), ("real", real_names)):
+        if prefix not in results:
+            continue
+        s = results[prefix]
+        if names[0] not in out:
+            out[names[0]] = ok(s["miou"], per_class=s["per_class"], policy=seg.absent_classes)
+        if names[1] not in out:
+            out[names[1]] = ok(s["accuracy"], ignored_pixels=seg.accuracy_ignored_pixels,
+                               excluding_ignored=s["accuracy_excluding_ignored"],
+                               including_ignored=s["accuracy_including_ignored"],
+                               ignored_fraction=s["ignored_fraction"])
+    return out
+
+
+def _diversity(run: _Run, samples: Mapping[str, Sequence[str | Path]] | None,
+               multimodal: bool | None) -> dict:
+    ds = run.protocol.diversity
+    if not ds.enabled:
+        return not_applicable("the protocol disables LPIPS diversity")
+    if "lpips_diversity" in run.skips:
+        return skipped("skipped on request")
+    if multimodal is False:
+        return not_applicable("the method is not multimodal: it produces one image per label map")
+    if samples is None:
+        if multimodal:
+            return skipped("no diversity samples were given")
+        return not_applicable("no diversity samples were given (the method's multimodality is "
+                              "unknown)")
+    keys = diversity_keys(run.dataset, run.protocol)
+    k = ds.samples_per_map
+    short = [f"{key} ({len(samples.get(key, ()))})" for key in keys
+             if len(samples.get(key, ())) < k]
+    if short:
+        shown = ", ".join(short[:10]) + (f", ... and {len(short) - 10} more" if len(short) > 10
+                                         else "")
+        raise EvaluationError(f"LPIPS diversity needs {k} samples for each of {len(keys)} label "
+                              f"maps; too few for {len(short)}: {shown}")
+    files = {key: [Path(p) for p in samples[key][:k]] for key in keys}
+    check_sizes({f"{key}/{p.name}": p for key in keys for p in files[key]},
+                run.protocol.resolution_hw)
+    try:
+        model, resolved = build_lpips(ds.net, ds.version, device=run.device,
+                                      weights_path=run.weights.get(backbone_spec(ds.net).key))
+    except WeightsUnavailable as exc:
+        return skipped(str(exc))
+    run.weights_used[resolved.spec.key] = resolved.record()
+    idx = shard_indices(len(keys), run.dist)
+    values = []
+    for i in tqdm(idx, desc="[eval] LPIPS diversity", unit="map", disable=not run.progress,
+                  leave=False):
+        images = torch.stack([read_uint8(p) for p in files[keys[i]]])
+        values.append(pairwise_mean(model, images, batch_size=max(1, run.batch_size)))
+    per_map = gather_values(idx, values, len(keys), run.dist)
+    if not run.is_main:
+        return {}
+    return ok(lpips_diversity(per_map), net=ds.net, version=ds.version, samples_per_map=k,
+              maps=len(keys), pairs_per_map=k * (k - 1) // 2)
+
+
+def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
+                    protocol: Protocol | str | Path, *,
+                    diversity: Mapping[str, Sequence[str | Path]] | None = None,
+                    multimodal: bool | None = None, device: str | torch.device = "cpu",
+                    batch_size: int = 8, skip: Iterable[str] = (), dist: DistInfo | None = None,
+                    method: str | None = None, variant: str | None = None,
+                    run_id: str | None = None, inference: str | None = None,
+                    seed: int | None = None, weights: Mapping[str, str | Path] | None = None,
+                    progress: bool = True) -> dict:
+    """One evaluation record for a generated set (a folder, or key -> file).
+
+    ``dataset``: the evaluation split (a ``harness.data`` dataset of ``protocol.dataset`` /
+    ``protocol.split``). ``diversity``: key -> K sample files for LPIPS diversity (keys from
+    :func:`diversity_keys`). ``weights``: explicit weight files by WeightSpec key
+    ('inception-v3-compat', 'alexnet-imagenet', 'vgg16-imagenet') or segmenter name. ``skip``: metric names or groups
+    (segmentation, real, diversity) not to compute.
+    """
+    protocol = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
+    check_dataset(dataset, protocol)
+    skips = normalise_skip(skip)
+    records = select_records(dataset, protocol)
+    keys = [r.key for r in records]
+    if isinstance(images, (str, Path)):
+        paths = pair_images(images, dataset, keys)
+        source = str(images)
+    else:
+        paths = check_mapping(images, keys)
+        source = "mapping"
+    if not paths:
+        raise PairingError(f"no images to evaluate for {dataset.name}/{dataset.split}")
+    check_sizes(paths, protocol.resolution_hw)
+    run = _Run(dataset, protocol, records, paths, device=device, batch_size=batch_size,
+               skips=skips, dist=dist, weights=weights, progress=progress)
+
+    metrics: dict[str, Any] = {}
+    metrics.update(_fid_kid(run))
+    metrics.update(_segmentation(run))
+    metrics["lpips_diversity"] = _diversity(run, diversity, multimodal)
+    record = None
+    if run.is_main:
+        from harness.env import environment
+        notes = []
+        lossy = lossy_files(paths.values())
+        if lossy:
+            notes.append(f"{len(lossy)} of {len(paths)} generated images are stored in a lossy "
+                         "format (JPEG/WebP); compression changes FID and segmentation scores")
+        record = {
+            "schema": SCHEMA, "method": method, "dataset": protocol.dataset, "variant": variant,
+            "run_id": run_id, "protocol": protocol.summary(), "inference": inference,
+            "n_images": len(keys), "seeds": [int(seed)] if seed is not None else [],
+            "metrics": single_seed_fields(finite_or_skipped({n: metrics[n]
+                                                             for n in METRIC_NAMES})),
+            "weights": run.weights_used, "environment": environment(),
+            "images": {"source": source, "lossy": len(lossy)}, "notes": notes,
+        }
+    return broadcast(record, run.dist)

@@ -1,0 +1,53 @@
+"""Cached statistics of the real images, keyed so that a stale entry can never be read.
+
+Layout: ``<cache_root>/reference/<protocol hash>/<dataset fingerprint>/<name>.pt``. The protocol
+hash covers every setting (split, resolution, N, filters, segmenter and weight identities); the
+dataset fingerprint covers the split's files; each file name adds the sha256 of the weights
+actually used (a stand-in file under the same protocol gets its own entry). Every entry also
+stores the keys it was computed from, checked on reading.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from harness.io import atomic_torch_save
+from harness.paths import cache_root
+
+
+def reference_dir(protocol, dataset) -> Path:
+    return cache_root() / "reference" / protocol.hash() / dataset.fingerprint()
+
+
+def weights_tag(shas: Sequence[str]) -> str:
+    """16 hex identifying the weight files (or state) a network ran with."""
+    return hashlib.sha256("|".join(shas).encode()).hexdigest()[:16]
+
+
+def module_tag(module: torch.nn.Module) -> str:
+    """16 hex of a module's state (for networks without a resolved weight file)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def load(path: Path, keys: Sequence[str]) -> dict | None:
+    """The cached entry at ``path`` if it exists and was computed from ``keys``."""
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a corrupt or foreign file is recomputed, not trusted
+        return None
+    if not isinstance(data, dict) or list(data.get("keys", [])) != list(keys):
+        return None
+    return data
+
+
+def save(path: Path, keys: Sequence[str], **payload) -> None:
+    atomic_torch_save(path, {"keys": list(keys), **payload})
