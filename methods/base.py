@@ -189,6 +189,10 @@ class Method:
     name: ClassVar[str] = ""          # set by the registry
     Config: ClassVar[type]            # a dataclass of the method's hyper-parameters
     generator_name: ClassVar[str] = "G"
+    # DDP must look for parameters that get no gradient in a step (unused branches, kept-but-unused
+    # official layers). True is always correct; a method that uses every parameter in every phase
+    # may set False for a little speed.
+    ddp_find_unused_parameters: ClassVar[bool] = True
 
     def __init__(self, cfg: Any, info: DatasetInfo, runtime: Runtime | None = None) -> None:
         self.cfg = cfg
@@ -347,11 +351,18 @@ def to_uint8(image: torch.Tensor) -> torch.Tensor:
 
 def randn_per_sample(shape: Sequence[int], n: int, generator, device: torch.device,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """n independent normal draws of `shape`; one generator per sample makes them batch-independent."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.randn((n, *shape), generator=generator, dtype=dtype).to(device) \
-            if generator is not None else torch.randn((n, *shape), dtype=dtype, device=device)
+    """n independent normal draws of `shape`; one generator per sample makes them batch-independent.
+
+    Draws happen on each generator's own device (a CUDA generator cannot feed a CPU draw), then
+    move to ``device``.
+    """
+    if generator is None:
+        return torch.randn((n, *shape), dtype=dtype, device=device)
+    if isinstance(generator, torch.Generator):
+        return torch.randn((n, *shape), generator=generator, dtype=dtype,
+                           device=generator.device).to(device)
     gens = list(generator)
     if len(gens) != n:
         raise ValueError(f"got {len(gens)} generators for {n} samples")
-    return torch.stack([torch.randn(tuple(shape), generator=g, dtype=dtype) for g in gens]).to(device)
+    return torch.stack([torch.randn(tuple(shape), generator=g, dtype=dtype, device=g.device).to(device)
+                        for g in gens])

@@ -293,7 +293,7 @@ class _Trainer:
         self.policy = RunnerPolicy(
             device=self.device, precision=tc.precision, grad_accum=tc.grad_accum,
             world_size=d.world_size, optimizer_names=tuple(m.optimizers()),
-            find_unused_parameters=getattr(m, "ddp_find_unused_parameters", True))
+            find_unused_parameters=m.ddp_find_unused_parameters)
         m.policy = self.policy
         m.train()
 

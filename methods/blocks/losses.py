@@ -78,11 +78,8 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator=None) -> torch.Tensor:
+    """z = mu + eps * exp(logvar / 2); eps from `generator` (one per sample for batch independence)."""
+    from methods.base import randn_per_sample
     std = torch.exp(0.5 * logvar)
-    if generator is None or isinstance(generator, torch.Generator):
-        eps = torch.randn(std.shape, generator=generator, dtype=std.dtype, device="cpu").to(std.device) \
-            if generator is not None else torch.randn_like(std)
-    else:
-        eps = torch.stack([torch.randn(tuple(std.shape[1:]), generator=g, dtype=std.dtype)
-                           for g in generator]).to(std.device)
+    eps = randn_per_sample(tuple(std.shape[1:]), std.shape[0], generator, std.device, std.dtype)
     return eps * std + mu
