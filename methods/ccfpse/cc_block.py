@@ -1,0 +1,82 @@
+"""The conditional-convolution residual block of CC-FPSE (official name ``DepthsepCCBlock``).
+
+From the conditioning tensor ``cond`` (resized one-hot map ++ label-pyramid map, S + 64 channels)
+four heads, each Conv3x3(cond -> 128) -> ReLU -> Conv3x3(128 -> K), predict per pixel:
+
+- ``gen_weights1``: fin x 3x3 depthwise kernels of the first conditional convolution,
+- ``gen_weights2``: fout x 3x3 depthwise kernels of the second,
+- ``gen_se_weights1`` / ``gen_se_weights2``: sigmoid channel attentions (fmiddle / fout).
+
+Main path (a depthwise-separable conv pair whose depthwise part is predicted)::
+
+    BN -> predicted depthwise 3x3 -> 1x1 conv -> x attention1 -> LReLU(0.2)
+       -> BN -> predicted depthwise 3x3 -> 1x1 conv -> x attention2 -> LReLU(0.2)
+
+Shortcut: identity, or (when fin != fout) a SPADE-modulated SN 1x1 conv. Output = shortcut + main.
+BN layers are affine BatchNorm2d (converted to SyncBatchNorm by the runner on several processes).
+
+Like the official block, this one holds BatchNorms its forward never calls (``norm_0`` and each
+depthwise conv's ``norm_layer``). They are kept frozen (``requires_grad=False``) so that parameter
+counts and checkpoint keys equal the official ones; no optimiser or DDP reducer sees them.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods.blocks.normalization import SPADE
+from methods.blocks.spectral import spectral
+from methods.ccfpse.conditional_conv import ConditionalDepthwiseConv
+
+
+def predictor(cond_nc: int, out_nc: int, hidden: int = 128, *, sigmoid: bool = False) -> nn.Sequential:
+    """Conv3x3 -> ReLU -> Conv3x3 (plain convs with bias, as the official heads)."""
+    layers = [nn.Conv2d(cond_nc, hidden, 3, padding=1), nn.ReLU(),
+              nn.Conv2d(hidden, out_nc, 3, padding=1)]
+    if sigmoid:
+        layers.append(nn.Sigmoid())
+    return nn.Sequential(*layers)
+
+
+class ConditionalConvBlock(nn.Module):
+    def __init__(self, fin: int, fout: int, cond_nc: int, *, hidden: int = 128,
+                 implementation: str = "lean") -> None:
+        super().__init__()
+        if fout > fin:
+            # The second kernels head predicts fout*9 kernels for fmiddle channels.
+            raise ValueError(f"a conditional-convolution block needs fout <= fin, got {fin}->{fout}")
+        fmiddle = min(fin, fout)
+        self.learned_shortcut = fin != fout
+
+        self.gen_weights1 = predictor(cond_nc, fin * 9, hidden)
+        self.gen_weights2 = predictor(cond_nc, fout * 9, hidden)
+        self.gen_se_weights1 = predictor(cond_nc, fmiddle, hidden, sigmoid=True)
+        self.gen_se_weights2 = predictor(cond_nc, fout, hidden, sigmoid=True)
+
+        self.conv_0 = ConditionalDepthwiseConv(fin, implementation)
+        self.norm_0 = nn.BatchNorm2d(fmiddle, affine=True)   # unused, kept for the official keys
+        self.norm_0.requires_grad_(False)
+        self.conv_1 = nn.Conv2d(fin, fmiddle, kernel_size=1)
+        self.norm_1 = nn.BatchNorm2d(fin, affine=True)
+        self.conv_2 = ConditionalDepthwiseConv(fmiddle, implementation)
+        self.norm_2 = nn.BatchNorm2d(fmiddle, affine=True)
+        self.conv_3 = nn.Conv2d(fmiddle, fout, kernel_size=1)
+        if self.learned_shortcut:
+            self.conv_s = spectral(nn.Conv2d(fin, fout, kernel_size=1, bias=False))
+            self.norm_s = SPADE(fin, cond_nc, norm="batch", nhidden=hidden)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        cond = F.interpolate(cond, size=x.shape[2:], mode="nearest")
+        kernels1 = self.gen_weights1(cond)
+        kernels2 = self.gen_weights2(cond)
+        attention1 = self.gen_se_weights1(cond)
+        attention2 = self.gen_se_weights2(cond)
+
+        x_s = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
+
+        dx = self.conv_0(self.norm_1(x), kernels1)
+        dx = F.leaky_relu(self.conv_1(dx) * attention1, 0.2)
+        dx = self.conv_2(self.norm_2(dx), kernels2)
+        dx = F.leaky_relu(self.conv_3(dx) * attention2, 0.2)
+        return x_s + dx
