@@ -1,5 +1,5 @@
 """Segmenters for mIoU / accuracy, behind one registry (``python -m harness list segmenters``)."""
-from evaluators.segmenters.base import Segmenter, SegmenterEntry
+from evaluators.segmenters.base import DATASET_LABEL_SPACE, Segmenter, SegmenterEntry
 from harness.registry import Registry
 
 
@@ -18,4 +18,4 @@ def register_segmenter(entry: SegmenterEntry) -> SegmenterEntry:
     return entry
 
 
-__all__ = ["SEGMENTERS", "Segmenter", "SegmenterEntry", "register_segmenter"]
+__all__ = ["DATASET_LABEL_SPACE", "SEGMENTERS", "Segmenter", "SegmenterEntry", "register_segmenter"]

@@ -7,13 +7,17 @@ BGR, internal resizing), so the caller never needs to know how the original code
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
 from evaluators.weights import ResolvedWeights
+
+
+# SegmenterEntry.label_space of segmenters trained on the evaluated dataset itself: the built
+# segmenter's label_space is then that dataset's (e.g. 'harness-trained').
+DATASET_LABEL_SPACE = "dataset"
 
 
 class Segmenter(nn.Module):
@@ -24,6 +28,7 @@ class Segmenter(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.resolved_weights: list[ResolvedWeights] = []
+        self.config: dict[str, Any] = {}     # the options this instance was built with
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
@@ -32,6 +37,13 @@ class Segmenter(nn.Module):
 
     def weights_record(self) -> list[dict]:
         return [w.record() for w in self.resolved_weights]
+
+    def identity(self) -> dict:
+        """What determines this instance's predictions (for hashing): no local paths."""
+        return {"name": self.name, "label_space": self.label_space,
+                "num_classes": self.num_classes, "config": self.config,
+                "weights": [{"file": w.spec.filename, "sha256": w.sha256}
+                            for w in self.resolved_weights]}
 
 
 @dataclass(frozen=True)
