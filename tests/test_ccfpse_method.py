@@ -153,7 +153,7 @@ def test_trains_through_run_phases_on_the_synthetic_preset():
     assert unused and not unused & changed           # the official-only BatchNorms never move
 
 
-def test_losses_move_and_samples_approach_the_images_on_a_fixed_batch():
+def test_losses_move_and_samples_approach_the_images_on_a_fixed_batch(single_thread):
     """A tiny model fitted to one batch: its encoded-style reconstructions approach the images."""
     torch.manual_seed(0)
     m = CCFPSE(tiny_config(lr_g=2e-3, lr_d=2e-3), tiny_info())

@@ -55,3 +55,14 @@ class VGGLoss(nn.Module):
 
     def train(self, mode: bool = True) -> "VGGLoss":
         return super().train(False)  # always frozen, never in training mode
+
+
+def lazy_vgg_loss(aux: nn.ModuleDict, weights_path: str | Path | None, device: torch.device) -> VGGLoss:
+    """The VGG19 loss kept in a method's ``aux`` modules, built at the first training step.
+
+    Generating from a trained or imported model, or evaluating it, must not need the VGG19
+    weights; only training with the perceptual loss does.
+    """
+    if "vgg" not in aux:
+        aux["vgg"] = VGGLoss(weights_path).to(device)
+    return aux["vgg"]

@@ -205,10 +205,8 @@ class CCFPSE(Method):
     def perceptual_loss(self, device: torch.device) -> nn.Module:
         """The VGG19 loss, loaded at the first training step: generating from a trained or an
         imported model must not need the VGG19 weights."""
-        if "vgg" not in self.aux:
-            from methods.blocks.vgg_loss import VGGLoss
-            self.aux["vgg"] = VGGLoss(self.cfg.vgg_weights).to(device)
-        return self.aux["vgg"]
+        from methods.blocks.vgg_loss import lazy_vgg_loss
+        return lazy_vgg_loss(self.aux, self.cfg.vgg_weights, device)
 
     def discriminator_loss(self, batch: Batch, nets: Nets, step: int) -> dict[str, torch.Tensor]:
         seg = self.semantics(batch.label, batch.edge, batch.instance)

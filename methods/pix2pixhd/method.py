@@ -33,6 +33,7 @@ from methods.base import ImportReport, Method, Nets, Phase, Runtime, semantic_in
 from methods.blocks.init import init_weights
 from methods.blocks.losses import GANLoss, feature_matching
 from methods.blocks.multiscale_discriminator import MultiscaleDiscriminator
+from methods.blocks.vgg_loss import lazy_vgg_loss
 from methods.pix2pixhd.clustering import (clusters_filename, cluster_features, load_clusters,
                                           sample_cluster_features, save_clusters)
 from methods.pix2pixhd.encoder import FeatureEncoder
@@ -121,9 +122,6 @@ class Pix2PixHD(Method):
         for net in self.nets.values():  # 'normal' keeps PyTorch's default biases, as pix2pixHD
             init_weights(net, cfg.init_type, cfg.init_variance)
         self.gan_loss = GANLoss(cfg.gan_mode, scales="sum" if cfg.recipe == "original" else "mean")
-        if cfg.lambda_vgg > 0:
-            from methods.blocks.vgg_loss import VGGLoss
-            self.aux["vgg"] = VGGLoss(cfg.vgg_weights)
         self.clusters: dict[int, np.ndarray] = {}
         self._warned_no_clusters = False
         self._global_fixed = cfg.netG == "local" and cfg.niter_fix_global > 0
@@ -220,7 +218,8 @@ class Pix2PixHD(Method):
                 weight *= 4.0 / (cfg.n_layers_D + 1)
             terms["G_feat"] = feature_matching(pred_fake, pred_real, weight)
         if cfg.lambda_vgg > 0:
-            terms["G_VGG"] = self.aux["vgg"](fake.float(), real.float()) * cfg.lambda_vgg
+            terms["G_VGG"] = lazy_vgg_loss(self.aux, cfg.vgg_weights, fake.device)(
+                fake.float(), real.float()) * cfg.lambda_vgg
         return terms
 
     def discriminator_loss(self, batch: Batch, nets: Nets, step: int) -> dict[str, torch.Tensor]:

@@ -21,6 +21,7 @@ from methods.blocks.conv_encoder import ConvEncoder
 from methods.blocks.init import init_weights
 from methods.blocks.losses import GANLoss, feature_matching, kl_divergence, reparameterize
 from methods.blocks.multiscale_discriminator import MultiscaleDiscriminator
+from methods.blocks.vgg_loss import lazy_vgg_loss
 from methods.spade.common import discriminate, eval_mode, randn_images
 from methods.spade.generator import SPADEGenerator
 from methods.spade.official import OfficialCheckpointError, load_official, save_official
@@ -84,9 +85,6 @@ class SPADE(Method):
         for net in self.nets.values():
             init_weights(net, cfg.init_type, cfg.init_variance)
         self.gan_loss = GANLoss(cfg.gan_mode, scales="mean")
-        if cfg.lambda_vgg > 0:
-            from methods.blocks.vgg_loss import VGGLoss
-            self.aux["vgg"] = VGGLoss(cfg.vgg_weights)
         g_params = list(self.nets["G"].parameters())
         if cfg.use_vae:
             g_params += list(self.nets["E"].parameters())
@@ -135,7 +133,8 @@ class SPADE(Method):
         if cfg.lambda_feat > 0:
             terms["G_feat"] = feature_matching(pred_fake, pred_real, cfg.lambda_feat / cfg.num_D)
         if cfg.lambda_vgg > 0:
-            terms["G_VGG"] = self.aux["vgg"](fake.float(), real.float()) * cfg.lambda_vgg
+            terms["G_VGG"] = lazy_vgg_loss(self.aux, cfg.vgg_weights, fake.device)(
+                fake.float(), real.float()) * cfg.lambda_vgg
         return terms
 
     def discriminator_loss(self, batch: Batch, nets: Nets, step: int) -> dict[str, torch.Tensor]:
