@@ -321,11 +321,15 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """What is generated and measured after training."""
-    protocol: str | None = None               # protocol name; None = the dataset's default
-    inference: Literal["random", "encoded"] = "random"  # z ~ N(0, I), or style of the real image
+    """What is generated and measured after training.
+
+    None of these change the trained weights, so none is part of the run id: samples and records
+    are keyed by protocol id and inference mode inside the run directory instead.
+    """
+    protocol: str | None = runtime(None)      # protocol name; None = the dataset's default
+    inference: Literal["random", "encoded"] = runtime("random")  # z ~ N(0, I), or the real image's style
     batch_size: int = runtime(8)
-    skip: list[str] = field(default_factory=list)  # metric names not to compute (fid, kid, ...)
+    skip: list[str] = runtime(default_factory=list)  # metric names not to compute (fid, kid, ...)
 
 
 @dataclass

@@ -87,12 +87,13 @@ def test_identity_hash_rules():
     assert cfg("train.max_steps=5").hash() == base.hash()
     # identity fields change the hash (and the run directory) ...
     for change in ("train.seed=1", "method.ngf=4", "dataset.num_train=8", "train.max_steps=6",
-                   "name=other", "eval.inference=encoded"):
+                   "name=other"):
         assert cfg("train.max_steps=5", change).hash() != base.hash(), change
     # ... runtime-only fields do not
     for change in ("train.num_workers=3", "train.device=cpu", "train.log_every=1",
                    "train.checkpoint_every=7", "dataset.root=/somewhere", "eval.batch_size=1",
-                   "train.progress=false"):
+                   "train.progress=false", "eval.inference=encoded", "eval.protocol=synthetic",
+                   "eval.skip=[fid]"):
         other = cfg("train.max_steps=5", change)
         assert other.hash() == base.hash(), change
         assert default_run_id(other) == default_run_id(base)
