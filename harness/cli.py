@@ -21,36 +21,24 @@ EXIT_USER_ERROR = 2
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's to fix: one line, exit status 2."""
+    from evaluators.evaluate import EvaluationError
+    from evaluators.pairing import PairingError
+    from evaluators.records import RecordError
+    from evaluators.segmenters._common import CheckpointMismatch as SegmenterCheckpointMismatch
+    from evaluators.segmenters.trained import TrainedSegmenterError
     from evaluators.weights import WeightsHashMismatch, WeightsUnavailable
     from harness.config import ConfigError
     from harness.data.base import DatasetError
+    from harness.generate import GenerationError
     from harness.io import OutputError
     from harness.registry import RegistryError
     from harness.rundir import RunError
+    from harness.train.checkpoint import CheckpointMismatch
     from methods.base import NotSupported
 
-    types: list[type[BaseException]] = [ConfigError, DatasetError, RegistryError,
-                                        WeightsUnavailable, WeightsHashMismatch, OutputError,
-                                        RunError, NotSupported]
-    try:
-        from harness.generate import GenerationError
-        types.append(GenerationError)
-    except ImportError:
-        pass
-    for module, name in (("evaluators.evaluate", "EvaluationError"),
-                         ("evaluators.pairing", "PairingError"),
-                         ("evaluators.records", "RecordError"),
-                         ("evaluators.segmenters.trained", "TrainedSegmenterError"),
-                         ("evaluators.segmenters._common", "CheckpointMismatch"),
-                         ("harness.train.checkpoint", "CheckpointMismatch")):
-        try:
-            mod = __import__(module, fromlist=[name])
-        except ImportError:
-            continue
-        exc = getattr(mod, name, None)
-        if isinstance(exc, type) and issubclass(exc, BaseException):
-            types.append(exc)
-    return tuple(types)
+    return (ConfigError, DatasetError, RegistryError, WeightsUnavailable, WeightsHashMismatch,
+            OutputError, RunError, NotSupported, GenerationError, EvaluationError, PairingError,
+            RecordError, TrainedSegmenterError, SegmenterCheckpointMismatch, CheckpointMismatch)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -30,6 +30,11 @@ import torch
 from harness import dist as hdist
 from harness.data.base import DatasetError, collate
 from harness.io import atomic_write, atomic_write_json, read_json
+
+if TYPE_CHECKING:
+    from evaluators.protocol import Protocol
+    from harness.data.base import SemanticDataset
+    from methods.base import Method
 
 MANIFEST = "manifest.json"
 ORIGIN = ".generation.json"
@@ -76,38 +81,23 @@ def save_png(path: Path, image: torch.Tensor) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-def _protocol_wants_diversity(protocol: Any) -> tuple[int, int]:
-    """(samples_per_map, maps) of the protocol's LPIPS diversity, or (0, 0)."""
-    div = getattr(protocol, "diversity", None)
-    if div is None or getattr(div, "enabled", True) is False:
+def _diversity_plan(protocol: "Protocol") -> tuple[int, int]:
+    """(samples_per_map, maps) of the protocol's LPIPS diversity (maps -1 = all), or (0, 0)."""
+    div = protocol.diversity
+    if not div.enabled or div.samples_per_map < 2:
         return 0, 0
-    k = int(getattr(div, "samples_per_map", 0) or 0)
-    maps = getattr(div, "maps", None)
-    return (k, -1 if maps is None else int(maps)) if k >= 2 else (0, 0)
-
-
-def _protocol_id(protocol: Any) -> str:
-    pid = getattr(protocol, "id", None)
-    if callable(pid):
-        pid = pid()
-    return str(pid) if pid else str(getattr(protocol, "name", "protocol"))
-
-
-def _protocol_hash(protocol: Any) -> str | None:
-    h = getattr(protocol, "hash", None)
-    return h() if callable(h) else h
+    return div.samples_per_map, -1 if div.maps is None else div.maps
 
 
 def evaluation_keys(dataset: Any, num_images: int | None) -> list[str]:
     keys = [r.key for r in dataset.records()]
     if len(set(keys)) != len(keys):
-        raise DatasetError(f"dataset {getattr(dataset, 'name', '?')} split "
-                           f"{getattr(dataset, 'split', '?')} has duplicate keys")
+        raise DatasetError(f"dataset {dataset.name} split {dataset.split} has duplicate keys")
     if num_images is not None:
         if num_images > len(keys):
             raise DatasetError(
                 f"the protocol asks for {num_images} images but split "
-                f"'{getattr(dataset, 'split', '?')}' of dataset {getattr(dataset, 'name', '?')} "
+                f"'{dataset.split}' of dataset {dataset.name} "
                 f"has only {len(keys)}")
         keys = keys[:num_images]
     return keys
@@ -130,7 +120,7 @@ def _origin_matches(out_dir: Path, origin: dict) -> bool:
         return False
 
 
-def generate_samples(method: Any, dataset: Any, protocol: Any, out_dir: str | Path, *,
+def generate_samples(method: "Method", dataset: "SemanticDataset", protocol: "Protocol", out_dir: str | Path, *,
                      inference: str = "random", seeds: Sequence[int] | None = None,
                      batch_size: int = 8, dist: hdist.DistInfo | None = None,
                      origin: Mapping[str, Any] | None = None, progress: bool = True,
@@ -147,22 +137,22 @@ def generate_samples(method: Any, dataset: Any, protocol: Any, out_dir: str | Pa
     d = dist or hdist.info()
     if inference not in ("random", "encoded"):
         raise GenerationError(f"unknown inference mode {inference!r}; use 'random' or 'encoded'")
-    if inference == "encoded" and not getattr(method, "supports_style_encoding", False):
+    if inference == "encoded" and not method.supports_style_encoding:
         raise GenerationError(
-            f"method {getattr(method, 'name', '?')!r} cannot encode a style from an image, so "
+            f"method {method.name!r} cannot encode a style from an image, so "
             "--inference encoded is not available for it; use --inference random")
-    multimodal = bool(getattr(method, "multimodal", False))
-    seeds = list(seeds if seeds is not None else getattr(protocol, "seeds", None) or [0])
+    multimodal = bool(method.multimodal)
+    seeds = list(seeds if seeds is not None else protocol.seeds)
     if not seeds:
         raise GenerationError("no seeds to generate")
     gen_seeds = seeds if multimodal else seeds[:1]
-    div_k, div_maps = _protocol_wants_diversity(protocol) if multimodal else (0, 0)
+    div_k, div_maps = _diversity_plan(protocol) if multimodal else (0, 0)
 
-    keys = evaluation_keys(dataset, getattr(protocol, "num_images", None))
+    keys = evaluation_keys(dataset, protocol.num_images)
     index_of = {r.key: i for i, r in enumerate(dataset.records())}
     div_keys = (keys if div_maps < 0 else keys[:div_maps]) if div_k else []
-    pid = _protocol_id(protocol)
-    origin_doc = {"method": getattr(method, "name", type(method).__name__), "protocol": pid,
+    pid = protocol.id
+    origin_doc = {"method": method.name, "protocol": pid,
                   "inference": inference, **dict(origin or {})}
 
     # Files from another checkpoint / method must not be mixed with new ones.
@@ -204,9 +194,9 @@ def generate_samples(method: Any, dataset: Any, protocol: Any, out_dir: str | Pa
         "schema": 1,
         "method": origin_doc["method"],
         "protocol": pid,
-        "protocol_hash": _protocol_hash(protocol),
-        "dataset": getattr(dataset, "name", None),
-        "split": getattr(dataset, "split", None),
+        "protocol_hash": protocol.hash(),
+        "dataset": dataset.name,
+        "split": dataset.split,
         "inference": inference,
         "multimodal": multimodal,
         "unimodal": not multimodal,
