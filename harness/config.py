@@ -375,6 +375,13 @@ class ExperimentConfig:
     def hash(self) -> str:
         return sha256_of(self.identity())
 
+    def variant_hash(self) -> str:
+        """The identity without the training seed: runs that differ only by seed share it, so
+        the leaderboard averages exactly those (and never two configurations with one name)."""
+        ident = self.identity()
+        ident["train"] = {k: v for k, v in ident["train"].items() if k != "seed"}
+        return sha256_of(ident)
+
     def to_yaml(self) -> str:
         header = "# resolved configuration; sha256 of its identity: " + self.hash() + "\n"
         header += "".join(f"# layer: {s}\n" for s in self.sources)

@@ -322,7 +322,8 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
         raise
     record.update({
         "method": cfg.method.name, "variant": cfg.name, "run_id": rd.run_id,
-        "config_hash": cfg.hash(), "train_seed": cfg.train.seed, "inference": inference,
+        "config_hash": cfg.hash(), "variant_hash": cfg.variant_hash(),
+        "train_seed": cfg.train.seed, "inference": inference,
         "samples_origin": manifest.get("origin"),
         "unimodal_single_seed": bool(manifest.get("unimodal")) and
         len(manifest.get("protocol_seeds") or []) > 1,
@@ -383,7 +384,8 @@ def evaluate_folder(images: Path, dataset: str, *, split: str | None = None,
     record = evaluate_images(images, ds, proto, multimodal=None, device=device,
                              batch_size=batch_size, skip=tuple(skip), dist=hdist.info(),
                              method=name, variant=name, inference=None, progress=progress)
-    record.update({"config_hash": None, "train_seed": None, "images_dir": str(images.resolve())})
+    record.update({"config_hash": None, "variant_hash": None, "train_seed": None,
+                   "images_dir": str(images.resolve())})
     target = Path(out) if out is not None else images
     path = target / "metrics.json" if target.suffix != ".json" else target
     if hdist.info().is_main:

@@ -88,6 +88,7 @@ def test_run_directory_layout_and_records(plugin_run, work):
     rec = metrics["evaluations"][f"{pid}/random"]
     assert (rec["method"], rec["variant"], rec["run_id"]) == (PLUGIN, cfg.name, rd.name)
     assert rec["config_hash"] == cfg.hash() and rec["train_seed"] == 0
+    assert rec["variant_hash"] == cfg.variant_hash()
     assert rec["inference"] == "random" and rec["n_images"] == 4 and rec["seeds"] == [0]
     assert rec["metrics"]["fid"]["status"] == "skipped"
     assert "inception" in rec["metrics"]["fid"]["reason"]

@@ -140,3 +140,10 @@ def test_cli_reports_config_errors_in_one_line_with_exit_2(tmp_path):
     assert err.strip().splitlines() == [f"error: {f}: unknown top-level key 'trian'; valid keys: "
                                         "dataset, eval, method, name, train"]
     assert not (tmp_path / "runs").exists()
+
+
+def test_variant_hash_ignores_only_the_training_seed():
+    base = cfg("train.max_steps=5")
+    assert cfg("train.max_steps=5", "train.seed=7").variant_hash() == base.variant_hash()
+    assert cfg("train.max_steps=5", "train.seed=7").hash() != base.hash()
+    assert cfg("train.max_steps=5", "method.ngf=4").variant_hash() != base.variant_hash()

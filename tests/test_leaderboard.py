@@ -247,3 +247,26 @@ def test_no_records_at_all(tmp_path):
                         "reproduced rows"]
     assert "No evaluation records and no published numbers matched." in written["md"].read_text()
     assert written["csv"].read_text().count("\n") == 1       # the header only
+
+
+def test_same_name_different_configuration_is_never_averaged(tmp_path):
+    """Runs average only when they differ by the training seed (same variant hash)."""
+    runs = tmp_path / "runs"
+    metrics = {"fid": fid(50.0), "miou": ok(60.0)}
+
+    def run(run_id, seed, vhash, value):
+        rec = record(method="spade", dataset="cityscapes", protocol=PROTO_A, variant="spade-x",
+                     run_id=run_id, train_seed=seed, metrics={**metrics, "fid": fid(value)})
+        rec["variant_hash"] = vhash
+        write_metrics(runs / "cityscapes" / "spade" / run_id / "metrics.json", rec)
+
+    run("a0", 0, "1" * 64, 50.0)
+    run("a1", 1, "1" * 64, 52.0)      # same configuration, another seed: averaged with a0
+    run("b0", 0, "2" * 64, 70.0)      # same name, another configuration: its own row
+    out = build_leaderboard(runs, None, tmp_path / "out", "csv", include_published=False)
+    rows = [r for r in _csv_rows(out["csv"]) if r["kind"] == "reproduced"]
+    by_variant = {r["variant"]: r for r in rows}
+    assert set(by_variant) == {"spade-x [11111111]", "spade-x [22222222]"}
+    assert by_variant["spade-x [11111111]"]["n_runs"] == "2"
+    assert float(by_variant["spade-x [11111111]"]["fid"]) == pytest.approx(51.0)
+    assert float(by_variant["spade-x [22222222]"]["fid"]) == pytest.approx(70.0)

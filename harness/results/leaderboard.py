@@ -306,8 +306,18 @@ def protocol_table(records: list[Record], warn: Warn = _log_warning) -> Protocol
     """One table from the records of one (dataset, protocol id)."""
     groups: dict[tuple, list[Record]] = {}
     for r in records:
-        groups.setdefault((r.method, r.variant, r.inference), []).append(r)
-    rows = [reproduced_row(dedupe_runs(g, warn)) for g in groups.values()]
+        # Runs average only when they differ by the training seed alone (same variant hash).
+        groups.setdefault((r.method, r.variant, r.variant_hash, r.inference), []).append(r)
+    names: dict[tuple, set] = {}
+    for method, variant, vhash, inference in groups:
+        names.setdefault((method, variant, inference), set()).add(vhash)
+    rows = []
+    for (method, variant, vhash, inference), g in groups.items():
+        row = reproduced_row(dedupe_runs(g, warn))
+        if len(names[(method, variant, inference)]) > 1:
+            # Two configurations share a name: tell them apart instead of averaging them.
+            row = replace(row, variant=f"{variant} [{(vhash or 'unknown')[:8]}]")
+        rows.append(row)
     rows.sort(key=lambda r: (_sort_text(r.method), _sort_text(r.variant), _sort_text(r.inference)))
     first = records[0]
     n_images = _distinct_n(records)

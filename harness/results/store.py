@@ -50,6 +50,7 @@ class Record:
     train_seed: int | None
     n_images: int | None
     seeds: tuple[int, ...]
+    variant_hash: str | None = None             # identity without the seed (None: older records)
     metrics: dict[str, Metric] = field(default_factory=dict)
     notes: tuple[str, ...] = ()                 # the evaluator's caveats (e.g. lossy images)
     raw: dict = field(default_factory=dict, repr=False)
@@ -244,6 +245,7 @@ def parse_record(path: Path, key: str, rec: Any, warn: Reporter | None = None) -
                   protocol_hash=phash if isinstance(phash, str) else None,
                   method=method, variant=variant, inference=inference,
                   run_id=opt_str("run_id"), config_hash=opt_str("config_hash"),
+                  variant_hash=opt_str("variant_hash"),
                   train_seed=train_seed, n_images=n_images, seeds=seeds,
                   metrics=metrics, notes=notes, raw=rec)
 
