@@ -1,10 +1,10 @@
 """Shared fixtures of the CC-FPSE tests: dataset descriptions, tiny configurations, batches, and
 the official state_dict keys.
 
-The official keys (tests/data/ccfpse_official_keys.json) list every key and shape of the networks the official CC-FPSE
-code builds at the released Cityscapes configuration (label_nc 35 + instance edge, 'more'
-schedule, --use_vae), recorded once by instantiating the official classes (xh-liu/CC-FPSE @
-5619e63). It is data, not code: the import tests check that every official key has a home of the
+The official keys (tests/data/ccfpse_official_keys.json) list every key and shape of the
+networks the official CC-FPSE code builds at the released Cityscapes configuration (label_nc 35 +
+instance edge, 'more' schedule, --use_vae), recorded once by instantiating the official classes
+(xh-liu/CC-FPSE @ 5619e63). It is data, not code: the import tests check that every official key has a home of the
 same shape here.
 """
 from __future__ import annotations
