@@ -26,18 +26,16 @@ from harness.io import atomic_write_json, read_json
 SCHEMA = 1
 METRICS_FILE = "metrics.json"
 
-# What the leaderboard needs to sort and print each metric.
+# The metrics a record holds and which way is better. How they are displayed (precision,
+# scaling, headers) is the leaderboard's business: harness/results/columns.py.
 METRICS: dict[str, dict[str, Any]] = {
-    "fid": {"direction": "lower", "label": "FID", "unit": "", "scale": 1.0, "digits": 1},
-    "kid": {"direction": "lower", "label": "KID×10³", "unit": "", "scale": 1000.0, "digits": 2},
-    "miou": {"direction": "higher", "label": "mIoU", "unit": "%", "scale": 1.0, "digits": 1},
-    "accuracy": {"direction": "higher", "label": "Acc", "unit": "%", "scale": 1.0, "digits": 1},
-    "real_miou": {"direction": "higher", "label": "mIoU (real)", "unit": "%", "scale": 1.0,
-                  "digits": 1},
-    "real_accuracy": {"direction": "higher", "label": "Acc (real)", "unit": "%", "scale": 1.0,
-                      "digits": 1},
-    "lpips_diversity": {"direction": "higher", "label": "LPIPS div.", "unit": "", "scale": 1.0,
-                        "digits": 3},
+    "fid": {"direction": "lower", "label": "FID"},
+    "kid": {"direction": "lower", "label": "KID"},
+    "miou": {"direction": "higher", "label": "mIoU (%)"},
+    "accuracy": {"direction": "higher", "label": "pixel accuracy (%)"},
+    "real_miou": {"direction": "higher", "label": "mIoU on real images (%)"},
+    "real_accuracy": {"direction": "higher", "label": "pixel accuracy on real images (%)"},
+    "lpips_diversity": {"direction": "higher", "label": "LPIPS diversity"},
 }
 
 

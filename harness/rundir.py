@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from evaluators.records import METRICS_FILE
 from harness.config import ConfigError, ExperimentConfig, load_resolved
 from harness.io import OutputError, atomic_write_json, atomic_write_text, read_json
 
 CONFIG_FILE = "config.yaml"
 STATUS_FILE = "run.json"
-METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "manifest.json"
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from evaluators.records import METRICS
+
 
 @dataclass(frozen=True)
 class MetricColumn:
@@ -44,3 +46,9 @@ METRIC_COLUMNS: tuple[MetricColumn, ...] = (
 )
 
 COLUMNS_BY_KEY = {c.key: c for c in METRIC_COLUMNS}
+
+# The evaluators define which way each metric is better; the columns must agree with them.
+for _c in METRIC_COLUMNS:
+    if METRICS[_c.record_key]["direction"] != _c.direction:
+        raise AssertionError(f"column {_c.key}: direction {_c.direction} disagrees with "
+                             f"evaluators.records.METRICS")

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from evaluators.records import METRICS_FILE
+
 LOG = logging.getLogger("harness.results")
 
-METRICS_FILE = "metrics.json"
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "n/a")
 
