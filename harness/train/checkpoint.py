@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 import torch
 
 from harness.io import OutputError, atomic_write, atomic_write_text
+from harness.train.finite import first_nonfinite
 from harness.train.guards import TrainingError
 
 FORMAT = "sis-harness-checkpoint"
@@ -49,6 +50,11 @@ class CheckpointError(TrainingError):
 
 class CheckpointMismatch(CheckpointError):
     """A checkpoint belongs to another method, dataset or label space."""
+
+
+class NonFiniteCheckpoint(CheckpointError):
+    """A checkpoint holds NaN or inf values (never written by this harness; an older version or
+    a modified file): unusable, like a corrupted one."""
 
 
 def step_file(step: int) -> str:
@@ -197,7 +203,8 @@ def _recorded_sha256(path: Path) -> str | None:
 
 def read(path: str | Path, *, verify: bool = True) -> dict:
     """Load a checkpoint file (CPU tensors); CheckpointError naming the file if it is missing,
-    truncated, corrupted or not a harness checkpoint."""
+    truncated, corrupted, not a harness checkpoint, or holds a non-finite value
+    (NonFiniteCheckpoint)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -232,6 +239,12 @@ def read(path: str | Path, *, verify: bool = True) -> dict:
         raise CheckpointError(
             f"checkpoint {path} has format version {state['format_version']}, newer than this "
             f"harness understands ({FORMAT_VERSION}); update the harness")
+    bad = first_nonfinite((state.get("method") or {}).get("state") or {})
+    if bad is not None:
+        raise NonFiniteCheckpoint(
+            f"checkpoint {path} (step {state.get('step')}) holds non-finite values: "
+            f"{bad.describe()}; it cannot be used (this harness never writes such a state: the "
+            "file comes from an older version or was modified)")
     return state
 
 
