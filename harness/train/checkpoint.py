@@ -201,6 +201,19 @@ def _recorded_sha256(path: Path) -> str | None:
         return None
 
 
+def _archive_problem(path: Path) -> str | None:
+    """What is wrong with a torch.save zip archive by its own CRC-32s, or None. A file that is
+    not a complete zip archive is left to torch.load, which names the problem."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except zipfile.BadZipFile:
+        return None
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    return f"its member {bad!r} fails its CRC-32 check" if bad is not None else None
+
+
 def read(path: str | Path, *, verify: bool = True) -> dict:
     """Load a checkpoint file (CPU tensors); CheckpointError naming the file if it is missing,
     truncated, corrupted, not a harness checkpoint, or holds a non-finite value
@@ -218,6 +231,13 @@ def read(path: str | Path, *, verify: bool = True) -> dict:
             raise CheckpointError(
                 f"checkpoint {path} is corrupted: its sha256 {actual[:16]}... differs from "
                 f"{expected[:16]}... recorded when it was written (truncated or modified file)")
+    elif verify:
+        # No sidecar (a file copied without it): torch.load does not check the archive's
+        # CRC-32s, so a flipped byte inside a tensor would load silently. Check them here.
+        problem = _archive_problem(path)
+        if problem is not None:
+            raise CheckpointError(f"checkpoint {path} is corrupted: {problem} (and it has no "
+                                  f"{path.name}.sha256 sidecar to compare with)")
     try:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -361,6 +381,34 @@ def best_metric(directory: str | Path) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+# The temporary names harness.io.atomic_write gives the files of this folder (".<name>.<random>.tmp").
+_TEMP_FILE = re.compile(r"^\.(step_\d+\.pt(\.sha256)?|latest|best)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def remove_stale_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temporary files a killed write left behind (only this module's own names).
+
+    Called when training starts, by the one process that writes checkpoints: no write of this
+    run directory is in progress then.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for p in sorted(directory.iterdir()):
+        if _TEMP_FILE.match(p.name) and p.is_file():
+            try:
+                p.unlink()
+            except OSError as exc:
+                LOG.warning("could not delete the stale temporary file %s: %s", p, exc.strerror)
+                continue
+            removed.append(p)
+    if removed:
+        LOG.warning("removed %d temporary file(s) left by an interrupted checkpoint write in %s: "
+                    "%s", len(removed), directory, ", ".join(p.name for p in removed))
+    return removed
 
 
 def prune(directory: str | Path, keep_last: int) -> list[Path]:

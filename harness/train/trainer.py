@@ -234,6 +234,7 @@ class _Trainer:
                 probe = self.ckdir / f".write-probe-{os.getpid()}"
                 probe.write_bytes(b"")
                 probe.unlink()
+                ckpt.remove_stale_temp_files(self.ckdir)
             except OSError as exc:
                 error = (f"the run directory {self.run_dir} is not writable: cannot create files in "
                          f"{self.ckdir} ({exc.strerror or exc}); choose another runs directory or "
