@@ -644,6 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"error: {_message(exc)}\n")
         return code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
+    except KeyboardInterrupt as exc:
+        # Ctrl-C, or SIGTERM turned into harness.interrupt.Interrupted (exit 128 + signal)
+        sys.stderr.write(f"{str(exc) or 'interrupted'}\n")
+        return int(getattr(exc, "exit_code", 130))
