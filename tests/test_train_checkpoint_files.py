@@ -87,3 +87,21 @@ def test_stale_temporary_files_of_a_killed_write_are_removed_at_start(tmp_path, 
     assert all((d / name).read_bytes() == b"half a file" for name in others)
     assert f"removed 4 temporary file(s) left by an interrupted checkpoint write in {d}" \
         in caplog.text
+
+
+def test_write_refuses_a_non_finite_state_and_leaves_latest_alone(tmp_path):
+    import torch
+
+    d = tmp_path / "checkpoints"
+    state = {"format": ckpt.FORMAT, "format_version": ckpt.FORMAT_VERSION, "step": 1,
+             "method": {"name": "m", "state": {"networks": {"G": {"w": torch.ones(3)}}}},
+             "dataset": {"name": "d", "info": {}}}
+    first = ckpt.write(d, state)
+    state["step"] = 2
+    state["method"]["state"]["networks"]["G"]["w"] = torch.tensor([1.0, float("nan"), 2.0])
+    with pytest.raises(ckpt.NonFiniteCheckpoint, match=r"refusing to write checkpoint .*"
+                       r"step_00000002\.pt: the state holds non-finite values: G\.w \(shape \[3\]: "
+                       r"1 NaN of 3 values\); 'latest' \(step_00000001\.pt\) is unchanged"):
+        ckpt.write(d, state)
+    assert sorted(p.name for p in d.iterdir()) == ["latest", first.name, first.name + ".sha256"]
+    assert ckpt.read_pointer(d) == first

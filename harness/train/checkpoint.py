@@ -329,11 +329,17 @@ class _HashingWriter:
 
 def write(directory: str | Path, state: dict, *, keep_last: int = 2) -> Path:
     """Write ``state`` as the checkpoint of its step, then its hash, then the 'latest' pointer;
-    prune older step files beyond ``keep_last`` (the 'best' one is kept)."""
+    prune older step files beyond ``keep_last`` (the 'best' one is kept). A state with a NaN or
+    inf is refused (NonFiniteCheckpoint) before anything is written."""
     directory = Path(directory)
     path = directory / step_file(state["step"])
     previous = read_pointer(directory, LATEST)
     hashes: list[str] = []
+    bad = first_nonfinite((state.get("method") or {}).get("state") or {})
+    if bad is not None:  # the trainer says more (harness.train.finite); this guards every writer
+        raise NonFiniteCheckpoint(
+            f"refusing to write checkpoint {path}: the state holds non-finite values: "
+            f"{bad.describe()}; 'latest' ({previous.name if previous else 'none'}) is unchanged")
 
     def save(f: BinaryIO) -> None:
         w = _HashingWriter(f)
