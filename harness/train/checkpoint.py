@@ -327,7 +327,8 @@ class _HashingWriter:
         self.f.flush()
 
 
-def write(directory: str | Path, state: dict, *, keep_last: int = 2) -> Path:
+def write(directory: str | Path, state: dict, *, keep_last: int = 2,
+          check_finite: bool = True) -> Path:
     """Write ``state`` as the checkpoint of its step, then its hash, then the 'latest' pointer;
     prune older step files beyond ``keep_last`` (the 'best' one is kept). A state with a NaN or
     inf is refused (NonFiniteCheckpoint) before anything is written."""
@@ -335,8 +336,10 @@ def write(directory: str | Path, state: dict, *, keep_last: int = 2) -> Path:
     path = directory / step_file(state["step"])
     previous = read_pointer(directory, LATEST)
     hashes: list[str] = []
-    bad = first_nonfinite((state.get("method") or {}).get("state") or {})
-    if bad is not None:  # the trainer says more (harness.train.finite); this guards every writer
+    # The trainer checks first (harness.train.finite, with a fuller message) and passes
+    # check_finite=False; this guards every other writer.
+    bad = first_nonfinite((state.get("method") or {}).get("state") or {}) if check_finite else None
+    if bad is not None:
         raise NonFiniteCheckpoint(
             f"refusing to write checkpoint {path}: the state holds non-finite values: "
             f"{bad.describe()}; 'latest' ({previous.name if previous else 'none'}) is unchanged")

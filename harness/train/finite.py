@@ -85,6 +85,16 @@ def _display(path: tuple[str, ...]) -> str:
     return ".".join(path)
 
 
+def _all_finite(t: torch.Tensor) -> torch.Tensor:
+    """0-dim bool: every value finite. Min and max propagate NaN and show +-inf, and need no
+    tensor-sized temporary (isfinite().all() allocates one and is ~20x slower on CPU)."""
+    t = t.detach()
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    lo, hi = torch.aminmax(t)
+    return torch.isfinite(lo) & torch.isfinite(hi)
+
+
 def first_nonfinite(method_state: dict) -> BadTensor | None:
     """The first non-finite tensor of a method state (``Method.state_dict()``), or None.
 
@@ -104,7 +114,7 @@ def first_nonfinite(method_state: dict) -> BadTensor | None:
         else:
             by_device.setdefault(a.device, []).append(i)
     for indices in by_device.values():
-        ok = torch.stack([torch.isfinite(named[i][1].detach()).all() for i in indices]).cpu()
+        ok = torch.stack([_all_finite(named[i][1]) for i in indices]).cpu()
         for i, v in zip(indices, ok.tolist()):
             verdicts[i] = bool(v)
     for (path, a), ok in zip(named, verdicts):

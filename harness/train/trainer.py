@@ -385,7 +385,8 @@ class _Trainer:
                 error = nonfinite
             else:
                 try:
-                    path = ckpt.write(self.ckdir, state, keep_last=self.tc.keep_last)
+                    path = ckpt.write(self.ckdir, state, keep_last=self.tc.keep_last,
+                                      check_finite=False)  # checked just above
                 except ckpt.CheckpointError as exc:
                     error = str(exc)
         _all_ranks_ok(error)
