@@ -29,6 +29,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from evaluators.weights import WeightsHashMismatch, WeightsUnavailable
     from harness.config import ConfigError
     from harness.data.base import DatasetError
+    from harness.errors import UserError
     from harness.generate import GenerationError
     from harness.io import OutputError
     from harness.registry import RegistryError
@@ -38,7 +39,8 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
     return (ConfigError, DatasetError, RegistryError, WeightsUnavailable, WeightsHashMismatch,
             OutputError, RunError, NotSupported, GenerationError, EvaluationError, PairingError,
-            RecordError, TrainedSegmenterError, SegmenterCheckpointMismatch, CheckpointMismatch)
+            RecordError, TrainedSegmenterError, SegmenterCheckpointMismatch, CheckpointMismatch,
+            UserError)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -642,6 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"error: {_message(exc)}\n")
         return code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
+    except KeyboardInterrupt as exc:
+        # Ctrl-C, or SIGTERM turned into harness.interrupt.Interrupted (exit 128 + signal)
+        sys.stderr.write(f"{str(exc) or 'interrupted'}\n")
+        return int(getattr(exc, "exit_code", 130))

@@ -24,7 +24,8 @@ from typing import Any, Mapping, Sequence
 from harness import dist as hdist
 from harness.config import (ConfigError, DatasetSpec, ExperimentConfig, Provenance, deep_merge,
                             from_dict, load_yaml, apply_override, parse_override, CONFIGS_ROOT)
-from harness.rundir import RunDir, RunError
+from harness.interrupt import stop_signals_raise
+from harness.rundir import RunDir, RunError, stage_outcome
 
 LOG = logging.getLogger("harness")
 
@@ -151,7 +152,8 @@ def train_stage(cfg: ExperimentConfig, rd: RunDir, *, progress: bool = True) -> 
         result = train(cfg, rd.path, resume=True, progress=progress)
     except BaseException as exc:
         if d.is_main:
-            rd.set_stage("train", status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            rd.set_stage("train", status=stage_outcome(exc),
+                         error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     summary = _jsonable(result)
     if d.is_main:
@@ -239,13 +241,15 @@ def generate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *, inferenc
     if d.is_main:
         rd.set_stage(stage, status="running")
     try:
-        manifest = generate_samples(method, dataset, protocol, out, inference=inference,
-                                    batch_size=batch_size or cfg.eval.batch_size, dist=d,
-                                    origin=origin, progress=progress,
-                                    extra={"run_id": rd.run_id, "variant": cfg.name})
+        with stop_signals_raise():  # SIGTERM: record 'interrupted' below, not a stale 'running'
+            manifest = generate_samples(method, dataset, protocol, out, inference=inference,
+                                        batch_size=batch_size or cfg.eval.batch_size, dist=d,
+                                        origin=origin, progress=progress,
+                                        extra={"run_id": rd.run_id, "variant": cfg.name})
     except BaseException as exc:
         if d.is_main:
-            rd.set_stage(stage, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            rd.set_stage(stage, status=stage_outcome(exc),
+                         error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     if d.is_main:
         rd.set_stage(stage, status="done", seconds=round(time.perf_counter() - start, 3),

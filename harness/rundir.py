@@ -28,6 +28,7 @@ from typing import Any, Iterator
 
 from evaluators.records import METRICS_FILE
 from harness.config import ConfigError, ExperimentConfig, load_resolved
+from harness.interrupt import stop_signals_raise, was_interrupted
 from harness.io import OutputError, atomic_write_json, atomic_write_text, read_json
 
 CONFIG_FILE = "config.yaml"
@@ -175,21 +176,28 @@ class RunDir:
 
     @contextmanager
     def stage_timer(self, name: str, **fields: Any) -> Iterator[dict]:
-        """Mark a stage running, then done (with its wall time) or failed (with the error).
+        """Mark a stage running, then done (with its wall time), failed (with the error) or
+        interrupted (Ctrl-C / SIGTERM).
 
         The yielded dict may be filled with a summary that is stored with the stage."""
         summary: dict = {}
         start = time.perf_counter()
         self.set_stage(name, status="running", started=_now(), **fields)
         try:
-            yield summary
+            with stop_signals_raise():
+                yield summary
         except BaseException as exc:
-            self.set_stage(name, status="failed", finished=_now(),
+            self.set_stage(name, status=stage_outcome(exc), finished=_now(),
                            seconds=round(time.perf_counter() - start, 3),
                            error=f"{type(exc).__name__}: {exc}"[:2000])
             raise
         self.set_stage(name, status="done", finished=_now(),
                        seconds=round(time.perf_counter() - start, 3), error=None, **summary)
+
+
+def stage_outcome(exc: BaseException) -> str:
+    """The status a stage ended by ``exc`` gets in run.json: 'interrupted' or 'failed'."""
+    return "interrupted" if was_interrupted(exc) else "failed"
 
 
 def find_runs(runs_dir: str | Path) -> list[RunDir]:

@@ -47,10 +47,17 @@ from torch import nn
 
 from harness.data.base import Batch, DatasetInfo
 from harness.data.edges import instance_edges
+from harness.errors import UserError
 
 
 class NotSupported(NotImplementedError):
     """The method lacks an optional capability (style encoding, official checkpoints, ...)."""
+
+
+class OfficialCheckpointError(UserError, ValueError):
+    """A checkpoint released by a method's authors cannot be imported: unreadable, or it does not
+    fit the configured networks. ``import_official`` raises it (the message names the file and
+    what was expected); it is a user error, reported in one line with exit status 2."""
 
 
 class NonFiniteLoss(FloatingPointError):

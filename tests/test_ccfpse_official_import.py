@@ -133,3 +133,42 @@ def test_bad_requests_are_explicit(tmp_path):
     deterministic = CCFPSE(tiny_config(use_vae=False), tiny_info())
     with pytest.raises(OfficialCheckpointError, match="use_vae"):
         deterministic.import_official({"G": tmp_path / "g.pth", "E": tmp_path / "e.pth"})
+
+
+@pytest.mark.parametrize("method,extra", [
+    ("ccfpse", ["--set", "method.ngf=4", "--set", "method.ndf=4", "--set", "method.hidden=8",
+                "--set", "method.vgg_loss=false"]),
+    ("spade", ["--set", "method.ngf=4", "--set", "method.lambda_vgg=0.0"]),
+])
+def test_a_bad_official_checkpoint_is_a_user_error_on_the_command_line(tmp_path, method, extra):
+    """Every importer's bad file is one line naming the file, exit status 2 (not a traceback)."""
+    from _cli_helpers import call_main
+
+    junk = tmp_path / "latest_net_G.pth"
+    junk.write_bytes(b"not a checkpoint")
+    code, out, err = call_main("import-official", "--method", method, "--dataset", "synthetic",
+                               "--set", "dataset.num_train=2", "--set", "dataset.num_val=2",
+                               "--set", f"dataset.root={tmp_path / 'syn'}", *extra,
+                               "--checkpoint", f"G={junk}", "--runs-dir", str(tmp_path / "runs"),
+                               "--quiet")
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(junk) in lines[0], err
+    assert "state_dict" in lines[0] and "Traceback" not in err
+
+
+def test_a_bad_pix2pixhd_feature_file_is_a_user_error(tmp_path):
+    """pix2pixHD's importer reports a broken cluster file as the same user error (exit 2)."""
+    from methods.base import OfficialCheckpointError
+    from methods.pix2pixhd.method import Pix2PixHD
+    from _methods_helpers import sp_info
+
+    method = Pix2PixHD(Pix2PixHD.Config(ngf=4, n_downsample_global=2, n_blocks_global=1, ndf=4,
+                                        num_D=1, instance_feat=True, nef=4, n_downsample_E=2,
+                                        lambda_vgg=0.0), sp_info(3, instances=True, size=(32, 32)))
+    files = method.export_official(tmp_path / "released")
+    bad = tmp_path / "features_clustered_010.npy"
+    bad.write_bytes(b"junk")
+    with pytest.raises(OfficialCheckpointError, match=r"features_clustered_010\.npy is not a "
+                                                      r"pix2pixHD feature-cluster file"):
+        method.import_official({"G": files["G"], "features": bad})

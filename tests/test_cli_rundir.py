@@ -24,6 +24,27 @@ def test_stage_timer_records_done_and_failed(tmp_path):
     assert rd.status()["run_id"] == "run"
 
 
+def test_stage_timer_records_a_stop_signal_as_interrupted(tmp_path):
+    """SIGTERM inside a stage raises (instead of ending the process unrecorded) and is recorded
+    as 'interrupted'; the previous SIGTERM handler is back afterwards."""
+    import os
+    import signal
+    import time
+
+    from harness.interrupt import Interrupted
+
+    rd = RunDir(tmp_path / "run")
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as info:
+        with rd.stage_timer("cluster_features"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the handler raises at once; never reached
+    assert info.value.exit_code == 128 + signal.SIGTERM
+    st = rd.stage("cluster_features")
+    assert st["status"] == "interrupted" and st["error"] == "Interrupted: interrupted by SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 def test_clear_refuses_folders_that_are_not_runs(tmp_path):
     precious = tmp_path / "synthetic" / "spade" / "thesis"
     precious.mkdir(parents=True)
@@ -54,3 +75,53 @@ def test_open_and_find(tmp_path):
     rd = RunDir.open(tmp_path / "runs" / "synthetic" / "spade" / "a")
     assert rd.samples_dir("p-123", "random") == rd.path / "samples" / "p-123" / "random"
     assert rd.manifest_file("p-123", "encoded").name == "manifest.json"
+
+
+def test_sigterm_during_generate_leaves_run_json_saying_interrupted(tmp_path):
+    """A real `python -m harness generate` process, SIGTERMed once its first PNG exists: it exits
+    128 + 15 with one line, and run.json says 'interrupted' (not a stale 'running')."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from _cli_helpers import REPO, call_main, tiny_protocol
+
+    size = 64  # 30 images of a deep, wide generator: seconds of work left at the signal
+    sets = [f"dataset.root={tmp_path / 'syn'}", f"dataset.size={size}", "dataset.num_train=2",
+            "dataset.num_val=30", f"dataset.load_size={size}", f"dataset.crop_size={size}",
+            "train.max_steps=0", "train.device=cpu", "method.ngf=64", "method.g_layers=10"]
+    code, out, err = call_main("train", "--method", "example-pix2pix", "--dataset", "synthetic",
+                               *[a for s in sets for a in ("--set", s)],
+                               "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    assert code == 0, err
+    run = Path(json.loads(out)["run_dir"])
+    proto = tiny_protocol(tmp_path, size=size, seeds=(0,))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "generate", "--run", str(run),
+                             "--protocol", str(proto), "--batch-size", "1", "--quiet"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(run.glob("samples/*/*/seed0/*.png")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no PNG within 120 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines() == ["interrupted by SIGTERM"], err
+    stages = json.loads((run / "run.json").read_text())["stages"]
+    (name,) = [k for k in stages if k.startswith("generate/")]
+    assert stages[name]["status"] == "interrupted"
+    assert "interrupted by SIGTERM" in stages[name]["error"]
+    done = len(list(run.glob("samples/*/*/seed0/*.png")))
+    assert 1 <= done < 30

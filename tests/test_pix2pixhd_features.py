@@ -39,6 +39,27 @@ def test_instance_average_equals_the_official_loops_values_and_gradients():
     assert torch.allclose(ga, gb, atol=1e-6)
 
 
+def test_instance_average_keeps_float64_precision():
+    """A float64 run gets float64 region means (no float32 round trip): checked against an
+    independent per-image, per-region mean computed with numpy."""
+    rng = np.random.default_rng(0)
+    # values 1 + O(1e-9): float32 (eps 1.2e-7) cannot even represent the differences
+    feats = 1.0 + 1e-9 * rng.standard_normal((2, 3, 6, 7))
+    inst = rng.integers(0, 3, (2, 6, 7))
+    ours = instance_average(torch.from_numpy(feats), torch.from_numpy(inst))
+    assert ours.dtype == torch.float64
+    want = np.empty_like(feats)
+    for b in range(2):
+        for region in np.unique(inst[b]):
+            mask = inst[b] == region
+            for ch in range(3):
+                want[b, ch][mask] = feats[b, ch][mask].mean()
+    assert np.abs(ours.numpy() - want).max() < 1e-15
+    # reduced precision still sums in float32 and returns its own dtype
+    half = instance_average(torch.from_numpy(feats).to(torch.bfloat16), torch.from_numpy(inst))
+    assert half.dtype == torch.bfloat16
+
+
 def test_regions_take_the_majority_label_of_their_pixels():
     regions = torch.tensor([[5, 5, 7], [5, 7, 7]])
     label = torch.tensor([[1, 1, 2], [3, 2, 2]])

@@ -8,10 +8,12 @@ Public entry points::
 
 See docs/training.md.
 """
-from harness.train.checkpoint import CheckpointError, CheckpointMismatch
+from harness.train.checkpoint import CheckpointError, CheckpointMismatch, NonFiniteCheckpoint
+from harness.train.finite import NonFiniteStateError
 from harness.train.guards import (NonFiniteLossError, OutOfMemory, TrainingError,
                                   TrainingInterrupted)
 from harness.train.trainer import TrainResult, restore_method, train
 
-__all__ = ["CheckpointError", "CheckpointMismatch", "NonFiniteLossError", "OutOfMemory",
+__all__ = ["CheckpointError", "CheckpointMismatch", "NonFiniteCheckpoint", "NonFiniteLossError",
+           "NonFiniteStateError", "OutOfMemory",
            "TrainResult", "TrainingError", "TrainingInterrupted", "restore_method", "train"]

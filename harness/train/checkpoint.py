@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 import torch
 
 from harness.io import OutputError, atomic_write, atomic_write_text
+from harness.train.finite import first_nonfinite
 from harness.train.guards import TrainingError
 
 FORMAT = "sis-harness-checkpoint"
@@ -49,6 +50,11 @@ class CheckpointError(TrainingError):
 
 class CheckpointMismatch(CheckpointError):
     """A checkpoint belongs to another method, dataset or label space."""
+
+
+class NonFiniteCheckpoint(CheckpointError):
+    """A checkpoint holds NaN or inf values (never written by this harness; an older version or
+    a modified file): unusable, like a corrupted one."""
 
 
 def step_file(step: int) -> str:
@@ -195,9 +201,23 @@ def _recorded_sha256(path: Path) -> str | None:
         return None
 
 
+def _archive_problem(path: Path) -> str | None:
+    """What is wrong with a torch.save zip archive by its own CRC-32s, or None. A file that is
+    not a complete zip archive is left to torch.load, which names the problem."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except zipfile.BadZipFile:
+        return None
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    return f"its member {bad!r} fails its CRC-32 check" if bad is not None else None
+
+
 def read(path: str | Path, *, verify: bool = True) -> dict:
     """Load a checkpoint file (CPU tensors); CheckpointError naming the file if it is missing,
-    truncated, corrupted or not a harness checkpoint."""
+    truncated, corrupted, not a harness checkpoint, or holds a non-finite value
+    (NonFiniteCheckpoint)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -211,6 +231,13 @@ def read(path: str | Path, *, verify: bool = True) -> dict:
             raise CheckpointError(
                 f"checkpoint {path} is corrupted: its sha256 {actual[:16]}... differs from "
                 f"{expected[:16]}... recorded when it was written (truncated or modified file)")
+    elif verify:
+        # No sidecar (a file copied without it): torch.load does not check the archive's
+        # CRC-32s, so a flipped byte inside a tensor would load silently. Check them here.
+        problem = _archive_problem(path)
+        if problem is not None:
+            raise CheckpointError(f"checkpoint {path} is corrupted: {problem} (and it has no "
+                                  f"{path.name}.sha256 sidecar to compare with)")
     try:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -232,6 +259,12 @@ def read(path: str | Path, *, verify: bool = True) -> dict:
         raise CheckpointError(
             f"checkpoint {path} has format version {state['format_version']}, newer than this "
             f"harness understands ({FORMAT_VERSION}); update the harness")
+    bad = first_nonfinite((state.get("method") or {}).get("state") or {})
+    if bad is not None:
+        raise NonFiniteCheckpoint(
+            f"checkpoint {path} (step {state.get('step')}) holds non-finite values: "
+            f"{bad.describe()}; it cannot be used (this harness never writes such a state: the "
+            "file comes from an older version or was modified)")
     return state
 
 
@@ -294,13 +327,22 @@ class _HashingWriter:
         self.f.flush()
 
 
-def write(directory: str | Path, state: dict, *, keep_last: int = 2) -> Path:
+def write(directory: str | Path, state: dict, *, keep_last: int = 2,
+          check_finite: bool = True) -> Path:
     """Write ``state`` as the checkpoint of its step, then its hash, then the 'latest' pointer;
-    prune older step files beyond ``keep_last`` (the 'best' one is kept)."""
+    prune older step files beyond ``keep_last`` (the 'best' one is kept). A state with a NaN or
+    inf is refused (NonFiniteCheckpoint) before anything is written."""
     directory = Path(directory)
     path = directory / step_file(state["step"])
     previous = read_pointer(directory, LATEST)
     hashes: list[str] = []
+    # The trainer checks first (harness.train.finite, with a fuller message) and passes
+    # check_finite=False; this guards every other writer.
+    bad = first_nonfinite((state.get("method") or {}).get("state") or {}) if check_finite else None
+    if bad is not None:
+        raise NonFiniteCheckpoint(
+            f"refusing to write checkpoint {path}: the state holds non-finite values: "
+            f"{bad.describe()}; 'latest' ({previous.name if previous else 'none'}) is unchanged")
 
     def save(f: BinaryIO) -> None:
         w = _HashingWriter(f)
@@ -348,6 +390,34 @@ def best_metric(directory: str | Path) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+# The temporary names harness.io.atomic_write gives the files of this folder (".<name>.<random>.tmp").
+_TEMP_FILE = re.compile(r"^\.(step_\d+\.pt(\.sha256)?|latest|best)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def remove_stale_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temporary files a killed write left behind (only this module's own names).
+
+    Called when training starts, by the one process that writes checkpoints: no write of this
+    run directory is in progress then.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for p in sorted(directory.iterdir()):
+        if _TEMP_FILE.match(p.name) and p.is_file():
+            try:
+                p.unlink()
+            except OSError as exc:
+                LOG.warning("could not delete the stale temporary file %s: %s", p, exc.strerror)
+                continue
+            removed.append(p)
+    if removed:
+        LOG.warning("removed %d temporary file(s) left by an interrupted checkpoint write in %s: "
+                    "%s", len(removed), directory, ", ".join(p.name for p in removed))
+    return removed
 
 
 def prune(directory: str | Path, keep_last: int) -> list[Path]:

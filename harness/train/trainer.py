@@ -31,7 +31,7 @@ import torch
 from harness import dist as hdist
 from harness.config import ExperimentConfig
 from harness.train import checkpoint as ckpt
-from harness.train import rng
+from harness.train import finite, rng
 from harness.train.guards import (NonFiniteLossError, OutOfMemory, StopSignals, TrainingError,
                                   TrainingInterrupted, nonfinite_message, oom_message)
 from harness.train.logs import MetricsLog
@@ -189,9 +189,11 @@ def _determinism(deterministic: bool, device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
 
 
-def _all_ranks_ok(error: str | None) -> None:
-    """Raise the same CheckpointError on every rank when rank 0 reports one."""
+def _all_ranks_ok(error: str | TrainingError | None) -> None:
+    """Raise the same error on every rank when rank 0 reports one (a message: CheckpointError)."""
     error = hdist.broadcast_object(error)
+    if isinstance(error, TrainingError):
+        raise error
     if error:
         raise ckpt.CheckpointError(error)
 
@@ -232,6 +234,7 @@ class _Trainer:
                 probe = self.ckdir / f".write-probe-{os.getpid()}"
                 probe.write_bytes(b"")
                 probe.unlink()
+                ckpt.remove_stale_temp_files(self.ckdir)
             except OSError as exc:
                 error = (f"the run directory {self.run_dir} is not writable: cannot create files in "
                          f"{self.ckdir} ({exc.strerror or exc}); choose another runs directory or "
@@ -375,10 +378,17 @@ class _Trainer:
                                                   self.tc.epochs_decay),
                           "total_steps": self.total, "steps_per_epoch": self.spe},
                 after_training=after_training)
-            try:
-                path = ckpt.write(self.ckdir, state, keep_last=self.tc.keep_last)
-            except ckpt.CheckpointError as exc:
-                error = str(exc)
+            nonfinite = finite.check_before_saving(state["method"]["state"], step=step,
+                                                   last=self.last_checkpoint,
+                                                   precision=self.tc.precision)
+            if nonfinite is not None:  # never written: 'latest'/'best' keep the finite one
+                error = nonfinite
+            else:
+                try:
+                    path = ckpt.write(self.ckdir, state, keep_last=self.tc.keep_last,
+                                      check_finite=False)  # checked just above
+                except ckpt.CheckpointError as exc:
+                    error = str(exc)
         _all_ranks_ok(error)
         path = Path(hdist.broadcast_object(str(path) if path is not None else None))
         self.last_checkpoint = (path, step)

@@ -20,13 +20,12 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from harness.errors import describe
+from methods.base import OfficialCheckpointError  # re-exported: the importer raises it
+
 PYRAMID_PREFIXES = ("labelenc", "labellat", "labeldec")
 PYRAMID_ATTRIBUTE = "label_pyramid"
 NETWORKS = ("G", "D", "E")
-
-
-class OfficialCheckpointError(ValueError):
-    """An official checkpoint does not fit the configured model (the message says why)."""
 
 
 def official_to_ours(net: str, key: str) -> str:
@@ -55,7 +54,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated / non-torch file
         raise OfficialCheckpointError(f"{path}: cannot be read as a PyTorch state_dict "
-                                      f"({type(exc).__name__}: {exc})") from exc
+                                      f"({describe(exc)})") from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

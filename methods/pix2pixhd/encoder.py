@@ -31,7 +31,10 @@ def instance_average(features: torch.Tensor, regions: torch.Tensor) -> torch.Ten
     span = int(offset.max()) + 1
     keys = offset + span * torch.arange(n, device=features.device).view(n, 1, 1)
     _, inverse = torch.unique(keys.flatten(), return_inverse=True)
-    flat = features.permute(0, 2, 3, 1).reshape(-1, c).float()  # fp32 sums under autocast
+    # Sums in at least fp32 (fp16/bf16 under autocast would lose precision), never below the
+    # input's precision: a float64 run keeps float64 means.
+    acc = torch.promote_types(features.dtype, torch.float32)
+    flat = features.permute(0, 2, 3, 1).reshape(-1, c).to(acc)
     sums = torch.zeros(int(inverse.max()) + 1, c, dtype=flat.dtype, device=flat.device)
     sums = sums.index_add(0, inverse, flat)
     counts = torch.bincount(inverse).to(flat.dtype).unsqueeze(1)

@@ -332,7 +332,10 @@ class Pix2PixHD(Method):
         report = ImportReport(loaded={})
         for name, path in paths.items():
             if name == "features":
-                self.clusters = load_clusters(path, self.cfg.feat_num)
+                try:
+                    self.clusters = load_clusters(path, self.cfg.feat_num)
+                except ValueError as exc:  # a file of the wrong kind or shape: the user's to fix
+                    raise OfficialCheckpointError(f"official pix2pixHD features: {exc}") from exc
                 report.loaded[str(path)] = len(self.clusters)
                 continue
             count, tolerated = load_official(self.nets[name], path, f"pix2pixHD {name}", hint)

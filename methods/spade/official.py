@@ -13,16 +13,18 @@ import torch
 from torch import nn
 
 from harness.config import ConfigError
+from harness.errors import describe
 from harness.io import atomic_torch_save
+from methods import base
 
 # Keys the official files may lack without changing any computation: old PyTorch versions did
 # not store BatchNorm's step counter (PyTorch fills it with 0, as on a fresh network).
 TOLERATED_MISSING_SUFFIXES = ("num_batches_tracked",)
 
 
-class OfficialCheckpointError(ConfigError):
-    """An official checkpoint does not match the network built from the configuration (a
-    configuration error: the CLI reports it in one line)."""
+class OfficialCheckpointError(base.OfficialCheckpointError, ConfigError):
+    """An official checkpoint does not match the network built from the configuration (a user
+    error: the CLI reports it in one line, exit status 2)."""
 
 
 def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
@@ -33,7 +35,7 @@ def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise OfficialCheckpointError(f"official {what} checkpoint {path} could not be read as a "
-                                      f"state_dict: {type(exc).__name__}: {exc}") from exc
+                                      f"state_dict: {describe(exc)}") from exc
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
