@@ -71,4 +71,5 @@ def lazy_vgg_loss(aux: nn.ModuleDict, weights_path: str | Path | None, device: t
 def vgg_weight_need(weights_path: str | Path | None, switch: str) -> WeightNeed:
     """What a method declares when its configuration trains with this loss (``switch``: the
     option that turns it on, for the message)."""
-    return WeightNeed(VGG19_IMAGENET, f"VGG19 perceptual loss ({switch})", path=weights_path)
+    return WeightNeed(VGG19_IMAGENET, f"VGG19 perceptual loss ({switch}; an explicit file: "
+                      "--set method.vgg_weights=PATH)", path=weights_path)
