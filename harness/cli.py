@@ -331,11 +331,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         summaries.append(s.__dict__)
     if hdist.info().is_main:
         emit_json(summaries if len(summaries) > 1 else summaries[0])
-    skipped = _report_skipped([(s["method"], s.get("skipped") or {}) for s in summaries])
+    status = _skipped_status(args, [(s["method"], s.get("skipped") or {}) for s in summaries])
     if failed:
         sys.stderr.write(f"error: {len(failed)} of {len(cfgs)} runs failed: {', '.join(failed)}\n")
         return 1
-    return _strict_status(args, skipped)
+    return status
 
 
 def _preflight_runs(cfgs: Sequence[Any], args: argparse.Namespace) -> None:
@@ -348,28 +348,21 @@ def _preflight_runs(cfgs: Sequence[Any], args: argparse.Namespace) -> None:
     preflight(items, allow_missing_weights=args.allow_missing_weights)
 
 
-def _report_skipped(entries: Sequence[tuple[str, dict]]) -> bool:
-    """Print the skipped-metrics summary on stderr (rank 0); True when a metric was skipped."""
+def _skipped_status(args: argparse.Namespace, entries: Sequence[tuple[str, dict]]) -> int:
+    """Print the skipped-metrics summary on stderr (rank 0); 3 with --strict when any."""
     from harness import dist as hdist
-    from harness.skip_report import summary
+    from harness.skip_report import EXIT_SKIPPED_METRICS, summary
 
     text = summary(entries)
     if text is not None and hdist.info().is_main:
         sys.stderr.write(text + "\n")
-    return text is not None
-
-
-def _strict_status(args: argparse.Namespace, skipped: bool) -> int:
-    from harness.skip_report import EXIT_SKIPPED_METRICS
-
-    return EXIT_SKIPPED_METRICS if skipped and getattr(args, "strict", False) else 0
+    return EXIT_SKIPPED_METRICS if text is not None and args.strict else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from harness import dist as hdist
-    from harness.run import prepare_run, train_stage
-
     from harness.preflight import preflight, training_finished
+    from harness.run import prepare_run, train_stage
 
     cfg = _load_cfg(args)
     hdist.init(cfg.train.device)
@@ -446,7 +439,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                    f"{record.get('inference')}", "metrics": metric_values(record)})
     from harness.skip_report import unrequested_skips
     label = record.get("variant") or record.get("method") or str(out)
-    return _strict_status(args, _report_skipped([(label, unrequested_skips(record))]))
+    return _skipped_status(args, [(label, unrequested_skips(record))])
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
