@@ -49,6 +49,21 @@ class WeightSpec:
 
 
 @dataclass(frozen=True)
+class WeightNeed:
+    """A weight file a run will need, declared before anything is built (see harness.preflight).
+
+    ``metrics``: the metrics recorded as skipped without the file; empty when training itself
+    needs it (then a missing file always stops the run)."""
+    spec: WeightSpec
+    purpose: str                      # e.g. 'VGG19 perceptual loss (method.lambda_vgg > 0)'
+    metrics: tuple[str, ...] = ()
+    path: str | Path | None = None    # an explicit path from the configuration, if any
+    # Needed only in a case not known before the method is built (LPIPS for a method that does
+    # not declare whether it is multimodal): a missing file warns instead of stopping.
+    maybe: bool = False
+
+
+@dataclass(frozen=True)
 class ResolvedWeights:
     spec: WeightSpec
     path: Path

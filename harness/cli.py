@@ -79,12 +79,19 @@ def _run_dir_args(p: argparse.ArgumentParser) -> None:
                    help="delete this configuration's run directory and start over")
 
 
+def _strict_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 3 when a requested metric was skipped (e.g. for a "
+                        "missing weights file); the summary on stderr names each one")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness", formatter_class=_Formatter,
         description="Train, generate, evaluate and compare semantic image synthesis methods "
                     "under one hashed evaluation protocol.",
-        epilog=_example("python -m harness run --method all --dataset synthetic"))
+        epilog=_example("python -m harness run --method all --dataset synthetic "
+                        "--allow-missing-weights"))
     _common(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -98,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", "train -> generate -> evaluate -> record -> refresh the leaderboard "
                    "(re-running resumes)",
             """
-            python -m harness run --method all --dataset synthetic
+            python -m harness run --method all --dataset synthetic --allow-missing-weights
             python -m harness run --method spade,pix2pixhd --dataset cityscapes \\
                 --set dataset.root=/data/cityscapes --set train.batch_size=4
             """)
@@ -108,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where leaderboard.{csv,md,tex} are written (default: results)")
     p.add_argument("--protocol", help="evaluation protocol name or YAML path (default: the "
                    "config's eval.protocol, else the dataset's default)")
+    p.add_argument("--allow-missing-weights", action="store_true",
+                   help="train even when a metric's weight file (Inception, LPIPS backbone, "
+                        "segmenter) is missing; that metric is recorded as skipped. Without it "
+                        "the preflight stops the run (exit 2) before anything is built")
+    _strict_arg(p)
     p.set_defaults(func=cmd_run)
 
     p = add("train", "train one configuration (resumes from 'latest'; works under torchrun)",
@@ -156,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", default="auto")
     p.add_argument("--force", action="store_true", help="re-evaluate even when recorded")
+    _strict_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = add("leaderboard", "write results/leaderboard.{csv,md,tex} from every metrics.json",
@@ -299,13 +312,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--run-id names one run; it cannot be used with several methods")
     cfgs = [_load_cfg(args, m) for m in methods]  # every config is validated before training
     hdist.init(cfgs[0].train.device)
+    _preflight_runs(cfgs, args)  # every weight file of every run, before any training
     summaries, failed = [], []
     for cfg in cfgs:
         LOG.info("== %s on %s ==", cfg.method.name, cfg.dataset.name)
         try:
             s = run_experiment(cfg, runs_dir=args.runs_dir, results_dir=args.results_dir,
                                protocol=args.protocol, run_id=args.run_id, fresh=args.fresh,
-                               progress=_progress(args), leaderboard=True)
+                               progress=_progress(args), leaderboard=True, preflight=False)
         except Exception as exc:
             # With several methods one failure (a diverged training, a missing file) must not
             # cost the others: report it, go on, exit non-zero at the end.
@@ -319,18 +333,43 @@ def cmd_run(args: argparse.Namespace) -> int:
         summaries.append(s.__dict__)
     if hdist.info().is_main:
         emit_json(summaries if len(summaries) > 1 else summaries[0])
+    status = _skipped_status(args, [(s["method"], s.get("skipped") or {}) for s in summaries])
     if failed:
         sys.stderr.write(f"error: {len(failed)} of {len(cfgs)} runs failed: {', '.join(failed)}\n")
         return 1
-    return 0
+    return status
+
+
+def _preflight_runs(cfgs: Sequence[Any], args: argparse.Namespace) -> None:
+    from harness.preflight import preflight, training_finished
+    from harness.run import resolve_protocol
+
+    items = [(cfg, resolve_protocol(args.protocol or cfg.eval.protocol, cfg.dataset.name),
+              not training_finished(cfg, args.runs_dir, args.run_id, args.fresh))
+             for cfg in cfgs]
+    preflight(items, allow_missing_weights=args.allow_missing_weights)
+
+
+def _skipped_status(args: argparse.Namespace, entries: Sequence[tuple[str, dict]]) -> int:
+    """Print the skipped-metrics summary on stderr (rank 0); 3 with --strict when any."""
+    from harness import dist as hdist
+    from harness.skip_report import EXIT_SKIPPED_METRICS, summary
+
+    text = summary(entries)
+    if text is not None and hdist.info().is_main:
+        sys.stderr.write(text + "\n")
+    return EXIT_SKIPPED_METRICS if text is not None and args.strict else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from harness import dist as hdist
+    from harness.preflight import preflight, training_finished
     from harness.run import prepare_run, train_stage
 
     cfg = _load_cfg(args)
     hdist.init(cfg.train.device)
+    if not training_finished(cfg, args.runs_dir, args.run_id, args.fresh):
+        preflight([(cfg, None, True)])  # the files training loads, before anything is built
     rd = prepare_run(cfg, args.runs_dir, run_id=args.run_id, fresh=args.fresh)
     LOG.info("run %s: %s", rd.run_id, rd.path)
     summary = train_stage(cfg, rd, progress=_progress(args))
@@ -400,7 +439,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if hdist.info().is_main:
         emit_json({"metrics_file": str(out), "key": f"{record['protocol']['id']}/"
                    f"{record.get('inference')}", "metrics": metric_values(record)})
-    return 0
+    from harness.skip_report import unrequested_skips
+    label = record.get("variant") or record.get("method") or str(out)
+    return _skipped_status(args, [(label, unrequested_skips(record))])
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

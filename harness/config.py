@@ -54,8 +54,13 @@ def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
+    from harness.strict_yaml import DuplicateKeyError, safe_load
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"config file {path}: key {exc.key!r} appears twice in one mapping, "
+                          f"at lines {exc.first_line} and {exc.second_line} (YAML would keep "
+                          "only the last silently); remove or merge one") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if data is None:

@@ -26,6 +26,7 @@ from harness.config import (ConfigError, DatasetSpec, ExperimentConfig, Provenan
                             from_dict, load_yaml, apply_override, parse_override, CONFIGS_ROOT)
 from harness.interrupt import stop_signals_raise
 from harness.rundir import RunDir, RunError, stage_outcome
+from harness.skip_report import unrequested_skips
 
 LOG = logging.getLogger("harness")
 
@@ -258,14 +259,9 @@ def generate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *, inferenc
 
 
 def _check_resolution(dataset: Any, protocol: Any, cfg: ExperimentConfig | None) -> None:
-    size = tuple(getattr(dataset, "eval_size", None) or dataset.info.image_size)
-    want = tuple(protocol.resolution)
-    if size != want:
-        where = f"the configuration {cfg.name!r}" if cfg is not None else "the dataset options"
-        raise ConfigError(
-            f"protocol {protocol.name!r} evaluates {want[0]}x{want[1]} (H x W) images but "
-            f"{where} generates {size[0]}x{size[1]}; set the dataset's crop_size / aspect_ratio to "
-            "match or choose another --protocol")
+    from harness.preflight import check_resolution
+
+    check_resolution(dataset, protocol, cfg)
 
 
 def metrics_key(protocol: Any, inference: str | None) -> str:
@@ -275,12 +271,7 @@ def metrics_key(protocol: Any, inference: str | None) -> str:
 def retry_metrics(record: Mapping[str, Any]) -> list[str]:
     """Metrics of a record that were skipped for a reason that may go away (a missing weights
     file, typically): the next run evaluates again instead of keeping the gap."""
-    out = []
-    for name, m in (record.get("metrics") or {}).items():
-        if isinstance(m, Mapping) and m.get("status") == "skipped" and \
-                m.get("reason") != "skipped on request":
-            out.append(name)
-    return out
+    return list(unrequested_skips(record))
 
 
 def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
@@ -410,14 +401,23 @@ class RunSummary:
     inference: str
     metrics: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)   # metric -> reason, not asked to be skipped
 
 
 def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
                    results_dir: str | Path | None = "results", protocol: str | None = None,
                    run_id: str | None = None, fresh: bool = False, progress: bool = True,
-                   leaderboard: bool = True) -> RunSummary:
-    """train -> generate -> evaluate -> record -> leaderboard for one configuration."""
+                   leaderboard: bool = True, allow_missing_weights: bool = False,
+                   preflight: bool = True) -> RunSummary:
+    """train -> generate -> evaluate -> record -> leaderboard for one configuration.
+
+    ``preflight``: first check every weight file and the protocol's fit to the dataset
+    (:mod:`harness.preflight`; False when the caller has checked already)."""
     proto = resolve_protocol(protocol or cfg.eval.protocol, cfg.dataset.name)
+    if preflight:
+        from harness.preflight import preflight as _preflight, training_finished
+        _preflight([(cfg, proto, not training_finished(cfg, runs_dir, run_id, fresh))],
+                   allow_missing_weights=allow_missing_weights)
     rd = prepare_run(cfg, runs_dir, run_id=run_id, fresh=fresh)
     LOG.info("run %s: %s", rd.run_id, rd.path)
     seconds: dict[str, float] = {}
@@ -435,7 +435,8 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
         refresh_leaderboard(runs_dir, results_dir)
         seconds["leaderboard"] = round(time.perf_counter() - t, 3)
     return RunSummary(str(rd.path), rd.run_id, cfg.method.name, cfg.dataset.name, proto.id,
-                      cfg.eval.inference, metrics=metric_values(record), seconds=seconds)
+                      cfg.eval.inference, metrics=metric_values(record), seconds=seconds,
+                      skipped=unrequested_skips(record))
 
 
 def metric_values(record: Mapping[str, Any]) -> dict:

@@ -40,7 +40,7 @@ import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -48,6 +48,9 @@ from torch import nn
 from harness.data.base import Batch, DatasetInfo
 from harness.data.edges import instance_edges
 from harness.errors import UserError
+
+if TYPE_CHECKING:  # weight resolution is foundation code; only its type is needed here
+    from evaluators.weights import WeightNeed
 
 
 class NotSupported(NotImplementedError):
@@ -213,6 +216,18 @@ class Method:
     @classmethod
     def build(cls, cfg: Any, info: DatasetInfo, runtime: Runtime | None = None) -> "Method":
         return cls(cfg, info, runtime)
+
+    # declared needs (checked by harness.preflight before anything is built) --------------------
+    @classmethod
+    def required_weights(cls, cfg: Any) -> list[WeightNeed]:
+        """Pretrained files training with ``cfg`` loads (e.g. VGG19 for a perceptual loss)."""
+        return []
+
+    @classmethod
+    def multimodal_for(cls, cfg: Any) -> bool | None:
+        """Whether ``cfg`` gives a multimodal method (LPIPS diversity is then measured and needs
+        its backbone weights); None: not known before the method is built."""
+        return None
 
     # networks and optimisation ---------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:

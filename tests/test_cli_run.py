@@ -51,7 +51,7 @@ def work(tmp_path_factory):
 def run_args(work, method, *extra):
     return ["run", "--method", method, "--dataset", "synthetic", "--set", "train.max_steps=2",
             *DATA, "--protocol", str(work["proto"]), "--runs-dir", str(work["runs"]),
-            "--results-dir", str(work["results"]), "--quiet", *extra]
+            "--results-dir", str(work["results"]), "--quiet", "--allow-missing-weights", *extra]
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,8 @@ def test_method_all_runs_every_registered_method(work, monkeypatch, registered_t
     monkeypatch.setattr("harness.run.run_experiment", fake_run)
     from methods import METHODS
     code, out, err = call_main("run", "--method", "all", "--dataset", "synthetic",
-                               "--set", "train.max_steps=1", "--runs-dir", str(work["runs"]))
+                               "--set", "train.max_steps=1", "--runs-dir", str(work["runs"]),
+                               "--allow-missing-weights")
     assert code == 0, err
     assert calls == METHODS.names() and TOY in calls and PLUGIN in calls
     assert [s["method"] for s in json.loads(out)] == calls
@@ -387,7 +388,8 @@ def test_cluster_features_refreshes_pix2pixhd_clusters_and_samples(tmp_path):
     proto = tiny_protocol(tmp_path, name="p64", size=64, num_images=2)
     code, out, err = call_main("run", "--method", "pix2pixhd", "--dataset", "synthetic", *sets,
                                "--protocol", str(proto), "--runs-dir", str(tmp_path / "runs"),
-                               "--results-dir", str(tmp_path / "results"), "--quiet")
+                               "--results-dir", str(tmp_path / "results"), "--quiet",
+                               "--allow-missing-weights")
     assert code == 0, err
     rd = Path(json.loads(out)["run_dir"])
     trained = read_json(rd / "run.json")["stages"]["train"]["result"]["summary"]

@@ -48,7 +48,8 @@ def test_the_plugin_runs_end_to_end_by_name(tmp_path):
                    "--set", "train.max_steps=2", "--set", "dataset.size=16",
                    "--set", "dataset.num_train=4", "--set", "dataset.num_val=4",
                    "--protocol", str(proto), "--runs-dir", str(tmp_path / "runs"),
-                   "--results-dir", str(tmp_path / "results"), "--quiet")
+                   "--results-dir", str(tmp_path / "results"), "--quiet",
+                   "--allow-missing-weights")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["method"] == PLUGIN and summary["seconds"]["train"] > 0

@@ -12,7 +12,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from evaluators.weights import ResolvedWeights
+from evaluators.weights import ResolvedWeights, WeightSpec
 
 
 # SegmenterEntry.label_space of segmenters trained on the evaluated dataset itself: the built
@@ -55,3 +55,6 @@ class SegmenterEntry:
     build: Callable[..., Segmenter]            # build(weights=None, device='cpu', **options)
     identity: dict = field(default_factory=dict)  # weight specs, input policy, ... (hashed)
     options: dict[str, Any] = field(default_factory=dict)
+    # The files build() resolves with its default options (checked up front by the preflight);
+    # empty when there is none to fetch (harness-trained segmenters train on first use).
+    weights: tuple[WeightSpec, ...] = ()

@@ -173,6 +173,7 @@ ENTRY = register_segmenter(SegmenterEntry(
     description="DeepLab-v2 ResNet-101 MSC (kazuto1011) on COCO-Stuff 164k, 182 ids; BGR minus "
                 "mean, image at its own size, logits bilinear to out_size",
     build=build_deeplabv2_resnet101_cocostuff164k,
+    weights=(DEEPLABV2_COCOSTUFF164K,),
     identity={"architecture": "MSC(DeepLabV2(182, [3,4,23,3], [6,12,18,24]), [0.5,0.75])",
               "weights": [DEEPLABV2_COCOSTUFF164K.identity()],
               "preprocessing": {"color": "BGR", "scale": 1.0, "mean": MEAN_BGR, "std": None,

@@ -179,6 +179,7 @@ ENTRY = register_segmenter(SegmenterEntry(
     description="DRN-D-105 (fyu/drn) on Cityscapes, 19 trainIds; RGB /255 Cityscapes mean/std, "
                 "image at its own size, log-probs PIL-bilinear to out_size",
     build=build_drn_d_105_cityscapes,
+    weights=(DRN_D_105_CITYSCAPES,),
     identity={"architecture": "DRNSeg(drn_d_105, 19)", "weights": [DRN_D_105_CITYSCAPES.identity()],
               "preprocessing": {"color": "RGB", "scale": 1 / 255, "mean": CITYSCAPES_MEAN,
                                 "std": CITYSCAPES_STD, "input_resize": "none"},

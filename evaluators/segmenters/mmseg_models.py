@@ -272,7 +272,7 @@ _SPACE_OF_PRESET = {"mmseg-deeplabv3plus-r101-cityscapes": "cityscapes-trainid",
 for _name, _preset in PRESETS.items():
     register_segmenter(SegmenterEntry(
         name=_name, label_space=_SPACE_OF_PRESET[_name], description=_preset["description"],
-        build=_preset_builder(_name, _preset),
+        build=_preset_builder(_name, _preset), weights=(_preset["weights"],),
         identity={"config": _preset["config"], "weights": [_preset["weights"].identity()],
                   "preprocessing": "mmseg test pipeline of the config"},
         options={"scale": None}))

@@ -338,6 +338,7 @@ ENTRY = register_segmenter(SegmenterEntry(
     description="UPerNet-101 (CSAIL) on ADE20K, 150 classes; generation 'ade20k' (RGB ImageNet "
                 "mean/std) or 'baseline' (2018, BGR); imgSizes multi-scale (default) or one size",
     build=build_upernet_101_ade20k,
+    weights=weight_specs("ade20k"),  # the default generation
     identity={"architecture": "CSAIL resnet101 (deep stem) + upernet(fpn_dim 512), 150 classes",
               "weights": {g: [s.identity() for s in weight_specs(g)] for g in GENERATIONS},
               "preprocessing": {g: {k: v for k, v in p.items() if k != "folder"}

@@ -55,8 +55,12 @@ def load_class_spec(path: Path) -> ClassSpec:
         raise DatasetError(f"missing {path}: a folder dataset names its classes there, e.g.\n"
                            "  classes: [sky, grass, road]\n  dontcare: 255   # optional\n"
                            f"Expected layout:\n{LAYOUT}")
+    from harness.strict_yaml import DuplicateKeyError, safe_load
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
+    except DuplicateKeyError as exc:
+        raise DatasetError(f"{path}: key {exc.key!r} appears twice, at lines {exc.first_line} "
+                           f"and {exc.second_line}; remove one") from None
     except yaml.YAMLError as exc:
         raise DatasetError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):

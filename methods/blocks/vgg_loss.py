@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from evaluators.weights import VGG19_IMAGENET, load_state_dict_file, resolve
+from evaluators.weights import VGG19_IMAGENET, WeightNeed, load_state_dict_file, resolve
 
 SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
 WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
@@ -66,3 +66,10 @@ def lazy_vgg_loss(aux: nn.ModuleDict, weights_path: str | Path | None, device: t
     if "vgg" not in aux:
         aux["vgg"] = VGGLoss(weights_path).to(device)
     return aux["vgg"]
+
+
+def vgg_weight_need(weights_path: str | Path | None, switch: str) -> WeightNeed:
+    """What a method declares when its configuration trains with this loss (``switch``: the
+    option that turns it on, for the message)."""
+    return WeightNeed(VGG19_IMAGENET, f"VGG19 perceptual loss ({switch}; an explicit file: "
+                      "--set method.vgg_weights=PATH)", path=weights_path)

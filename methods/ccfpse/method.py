@@ -217,6 +217,17 @@ class CCFPSE(Method):
                 "D_real": self.gan_loss(real_preds, True, for_discriminator=True)}
 
     # generation -------------------------------------------------------------------------------
+    @classmethod
+    def required_weights(cls, cfg: CCFPSEConfig) -> list:
+        if cfg.vgg_loss and cfg.lambda_vgg > 0:
+            from methods.blocks.vgg_loss import vgg_weight_need
+            return [vgg_weight_need(cfg.vgg_weights, "method.vgg_loss and method.lambda_vgg > 0")]
+        return []
+
+    @classmethod
+    def multimodal_for(cls, cfg: CCFPSEConfig) -> bool:
+        return bool(cfg.use_vae)
+
     @property
     def multimodal(self) -> bool:
         return self.cfg.use_vae

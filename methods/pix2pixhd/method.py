@@ -33,7 +33,7 @@ from methods.base import ImportReport, Method, Nets, Phase, Runtime, semantic_in
 from methods.blocks.init import init_weights
 from methods.blocks.losses import GANLoss, feature_matching
 from methods.blocks.multiscale_discriminator import MultiscaleDiscriminator
-from methods.blocks.vgg_loss import lazy_vgg_loss
+from methods.blocks.vgg_loss import lazy_vgg_loss, vgg_weight_need
 from methods.pix2pixhd.clustering import (clusters_filename, cluster_features, load_clusters,
                                           sample_cluster_features, save_clusters)
 from methods.pix2pixhd.encoder import FeatureEncoder
@@ -239,6 +239,14 @@ class Pix2PixHD(Method):
         return {"D_fake": d_fake, "D_real": d_real}
 
     # generation --------------------------------------------------------------------------------
+    @classmethod
+    def required_weights(cls, cfg: "Pix2PixHD.Config") -> list:
+        return [vgg_weight_need(cfg.vgg_weights, "method.lambda_vgg > 0")] if cfg.lambda_vgg > 0 else []
+
+    @classmethod
+    def multimodal_for(cls, cfg: "Pix2PixHD.Config") -> bool:
+        return bool(cfg.instance_feat)  # several outputs through the K-means feature clusters
+
     @property
     def multimodal(self) -> bool:
         return "E" in self.nets and bool(self.clusters)

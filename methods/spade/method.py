@@ -21,7 +21,7 @@ from methods.blocks.conv_encoder import ConvEncoder
 from methods.blocks.init import init_weights
 from methods.blocks.losses import GANLoss, feature_matching, kl_divergence, reparameterize
 from methods.blocks.multiscale_discriminator import MultiscaleDiscriminator
-from methods.blocks.vgg_loss import lazy_vgg_loss
+from methods.blocks.vgg_loss import lazy_vgg_loss, vgg_weight_need
 from methods.spade.common import discriminate, eval_mode, randn_images
 from methods.spade.generator import SPADEGenerator
 from methods.spade.official import OfficialCheckpointError, load_official, save_official
@@ -93,6 +93,14 @@ class SPADE(Method):
                             "D": torch.optim.Adam(self.nets["D"].parameters(), lr=cfg.lr_D, betas=betas)}
 
     # ------------------------------------------------------------------------------------------
+    @classmethod
+    def required_weights(cls, cfg: "SPADE.Config") -> list:
+        return [vgg_weight_need(cfg.vgg_weights, "method.lambda_vgg > 0")] if cfg.lambda_vgg > 0 else []
+
+    @classmethod
+    def multimodal_for(cls, cfg: "SPADE.Config") -> bool:
+        return bool(cfg.use_vae)
+
     @property
     def multimodal(self) -> bool:
         return self.cfg.use_vae
