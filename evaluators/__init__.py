@@ -5,8 +5,8 @@ Public entry points (imported lazily, so ``import evaluators`` stays cheap):
 
 - :func:`evaluators.protocol.load_protocol`, :func:`~evaluators.protocol.list_protocols`
 - :func:`evaluators.evaluate.evaluate_images`, :func:`~evaluators.pairing.pair_images`
-- :func:`evaluators.records.combine_seeds`, :func:`~evaluators.records.write_record`,
-  :data:`~evaluators.records.METRICS`
+- :func:`harness.core.records.combine_seeds`, :func:`~harness.core.records.write_record`,
+  :data:`~harness.core.records.METRICS`
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ _EXPORTS = {
     "evaluate_images": "evaluators.evaluate", "EvaluationError": "evaluators.evaluate",
     "select_records": "evaluators.evaluate", "diversity_keys": "evaluators.evaluate",
     "pair_images": "evaluators.pairing", "PairingError": "evaluators.pairing",
-    "combine_seeds": "evaluators.records", "write_record": "evaluators.records",
-    "read_metrics": "evaluators.records", "METRICS": "evaluators.records",
+    "combine_seeds": "harness.core.records", "write_record": "harness.core.records",
+    "read_metrics": "harness.core.records", "METRICS": "harness.core.records",
 }
 
 __all__ = sorted(_EXPORTS)

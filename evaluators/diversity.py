@@ -6,7 +6,7 @@ more diverse.
 
 Offline construction: ``lpips.LPIPS(pnet_rand=True)`` builds the trunk without downloading (the
 learned 'lin' layers still load from the lpips wheel); the ImageNet trunk is then copied from a
-torchvision state_dict resolved by :mod:`evaluators.weights` into the lpips slices, which keep
+torchvision state_dict resolved by :mod:`harness.core.weights` into the lpips slices, which keep
 torchvision's ``features`` indices (alex: slices [0:2] [2:5] [5:8] [8:10] [10:12]; vgg16:
 [0:4] [4:9] [9:16] [16:23] [23:30]).
 
@@ -26,8 +26,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from evaluators.weights import (ALEXNET_IMAGENET, VGG16_IMAGENET, ResolvedWeights, WeightSpec,
-                                load_state_dict_file, resolve)
+from harness.core.weights import (ALEXNET_IMAGENET, VGG16_IMAGENET, ResolvedWeights, WeightSpec,
+                                  load_state_dict_file, resolve)
 
 # torchvision `features` index ranges that make up lpips' slice1..slice5.
 _SLICES = {"alex": ((0, 2), (2, 5), (5, 8), (8, 10), (10, 12)),

@@ -1,5 +1,5 @@
 """Score one generated set under one protocol: FID/KID, mIoU/accuracy (+ real upper bound),
-LPIPS diversity -> one evaluation record (see :mod:`evaluators.records`).
+LPIPS diversity -> one evaluation record (see :mod:`harness.core.records`).
 
 Used by ``python -m harness run`` (per seed, then :func:`combine_seeds`) and by the CLI to score a
 bare folder of images written by an official repository (:func:`pair_images` pairs them by file
@@ -25,14 +25,14 @@ from evaluators.fid import (ImageFilesDataset, RealImagesDataset, bootstrap_fid,
 from evaluators.pairing import (PairingError, check_mapping, check_sizes, lossy_files,
                                 pair_images)
 from evaluators.protocol import Protocol, load_protocol
-from evaluators.records import (METRICS, SCHEMA, combine_seeds, finite_or_skipped,  # noqa: F401
-                                not_applicable, ok, single_seed_fields, skipped, write_record)
+from harness.core.records import (METRICS, SCHEMA, combine_seeds, finite_or_skipped,  # noqa: F401
+                                  not_applicable, ok, single_seed_fields, skipped, write_record)
 from evaluators.segmentation import accumulate_confusion, ground_truth, segmenter_input
 from evaluators.segmentation_scores import scores
 from evaluators.sharding import (broadcast, gather_rows, gather_values, reduce_confusion,
                                  shard_indices)
-from evaluators.weights import INCEPTION_V3_COMPAT, WeightsUnavailable, resolve
-from harness.dist import DistInfo
+from harness.core.weights import INCEPTION_V3_COMPAT, WeightsUnavailable, resolve
+from harness.core.dist import DistInfo
 
 METRIC_NAMES = ("fid", "kid", "miou", "accuracy", "real_miou", "real_accuracy",
                 "lpips_diversity")
@@ -370,7 +370,7 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
                     progress: bool = True) -> dict:
     """One evaluation record for a generated set (a folder, or key -> file).
 
-    ``dataset``: the evaluation split (a ``harness.data`` dataset of ``protocol.dataset`` /
+    ``dataset``: the evaluation split (a ``harness.core.data`` dataset of ``protocol.dataset`` /
     ``protocol.split``). ``diversity``: key -> K sample files for LPIPS diversity (keys from
     :func:`diversity_keys`). ``weights``: explicit weight files by WeightSpec key
     ('inception-v3-compat', 'alexnet-imagenet', 'vgg16-imagenet') or segmenter name. ``skip``: metric names or groups
@@ -399,7 +399,7 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
     metrics["lpips_diversity"] = _diversity(run, diversity, multimodal)
     record = None
     if run.is_main:
-        from harness.env import environment
+        from harness.core.env import environment
         notes = []
         lossy = lossy_files(paths.values())
         if lossy:

@@ -2,7 +2,7 @@
 
 Features come from torch-fidelity's own ``inception-v3-compat`` extractor (TF1-exact resize to
 299, pool3 '2048'), fed uint8 tensors from a torch Dataset; the weights file is the one
-:mod:`evaluators.weights` resolved, passed as ``feature_extractor_weights_path``. Statistics and
+:mod:`harness.core.weights` resolved, passed as ``feature_extractor_weights_path``. Statistics and
 distances are torch-fidelity's (``fid_features_to_statistics``, ``fid_statistics_to_metric``,
 ``kid_features_to_metric``), so the value equals ``torch_fidelity.calculate_metrics`` on the same
 images.
@@ -63,7 +63,7 @@ class RealImagesDataset(Dataset):
 
 def read_uint8(path: Path) -> torch.Tensor:
     """An image file as uint8 [3,H,W] RGB."""
-    from harness.data.imageio import open_rgb
+    from harness.core.data.imageio import open_rgb
     array = np.asarray(open_rgb(Path(path)), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 

@@ -129,7 +129,7 @@ def check_mapping(images: Mapping[str, str | Path], keys: Sequence[str]) -> dict
 
 def check_sizes(paths: Mapping[str, Path], size_hw: tuple[int, int]) -> None:
     """Every generated image must have the protocol's resolution (read from headers only)."""
-    from harness.data.imageio import image_size_hw
+    from harness.core.data.imageio import image_size_hw
     wrong = []
     for key, path in paths.items():
         hw = image_size_hw(path, "generated image")

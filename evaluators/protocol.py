@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import (CONFIGS_ROOT, ConfigError, Provenance, deep_merge, from_dict,
-                            load_yaml, sha256_of, to_dict)
+from harness.core.config import (CONFIGS_ROOT, ConfigError, Provenance, deep_merge, from_dict,
+                                 load_yaml, sha256_of, to_dict)
 
 # Bump when a metric's code changes what it computes (a new number for the same inputs): every
 # protocol hash changes with it, so old and new numbers are never put in one column.
@@ -177,7 +177,7 @@ class Protocol:
 
 # --- identities that come from code --------------------------------------------------------
 def fid_weights_identity(fid: FidSettings) -> dict:
-    from evaluators.weights import INCEPTION_V3_COMPAT
+    from harness.core.weights import INCEPTION_V3_COMPAT
     return INCEPTION_V3_COMPAT.identity()
 
 
@@ -190,7 +190,7 @@ def segmenter_identity(name: str | None) -> dict | None:
     if name is None:
         return None
     from evaluators.segmenters import SEGMENTERS
-    from harness.registry import RegistryError
+    from harness.core.registry import RegistryError
     try:
         entry = SEGMENTERS.get(name)
     except RegistryError as exc:

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import torch
 
-from harness.io import atomic_torch_save
-from harness.paths import cache_root
+from harness.core.io import atomic_torch_save
+from harness.core.paths import cache_root
 
 
 def reference_dir(protocol, dataset) -> Path:

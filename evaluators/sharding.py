@@ -4,7 +4,7 @@ Each rank takes every world_size-th index (round robin); per-image results (feat
 per-map diversity values) are gathered with their indices and re-assembled in the original
 order, so a sharded evaluation computes exactly what one process computes; confusion matrices
 are summed. The pure functions here are what the single-process tests exercise; the collective
-wrappers call :mod:`harness.dist`.
+wrappers call :mod:`harness.core.dist`.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 import torch
 
-from harness import dist as hdist
-from harness.dist import DistInfo
+from harness.core import dist as hdist
+from harness.core.dist import DistInfo
 
 
 def shard_indices(n: int, d: DistInfo | None) -> list[int]:
@@ -66,7 +66,7 @@ def _check(d: DistInfo | None) -> bool:
         return False
     if hdist.info().world_size != d.world_size:
         raise RuntimeError(f"dist says world_size={d.world_size} but no process group of that "
-                           "size is initialised (call harness.dist.init() under torchrun)")
+                           "size is initialised (call harness.core.dist.init() under torchrun)")
     return True
 
 

@@ -23,16 +23,16 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's to fix: one line, exit status 2."""
     from evaluators.evaluate import EvaluationError
     from evaluators.pairing import PairingError
-    from evaluators.records import RecordError
+    from harness.core.records import RecordError
     from evaluators.segmenters._common import CheckpointMismatch as SegmenterCheckpointMismatch
     from evaluators.segmenters.trained import TrainedSegmenterError
-    from evaluators.weights import WeightsHashMismatch, WeightsUnavailable
-    from harness.config import ConfigError
-    from harness.data.base import DatasetError
-    from harness.errors import UserError
+    from harness.core.weights import WeightsHashMismatch, WeightsUnavailable
+    from harness.core.config import ConfigError
+    from harness.core.data.base import DatasetError
+    from harness.core.errors import UserError
     from harness.generate import GenerationError
-    from harness.io import OutputError
-    from harness.registry import RegistryError
+    from harness.core.io import OutputError
+    from harness.core.registry import RegistryError
     from harness.rundir import RunError
     from harness.train.checkpoint import CheckpointMismatch
     from methods.base import NotSupported
@@ -273,7 +273,7 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _load_cfg(args: argparse.Namespace, method: str | None = None):
-    from harness.config import load_experiment
+    from harness.core.config import load_experiment
 
     return load_experiment(method if method is not None else args.method, args.dataset,
                            config_files=args.config, overrides=args.overrides)
@@ -287,12 +287,12 @@ def _methods_of(text: str | None) -> list[str | None]:
     if text.strip() == "all":
         names = METHODS.names()
         if not names:
-            from harness.registry import RegistryError
+            from harness.core.registry import RegistryError
             raise RegistryError("no methods are registered")
         return names
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        from harness.config import ConfigError
+        from harness.core.config import ConfigError
         raise ConfigError(f"--method {text!r}: expected a name, a comma-separated list or 'all'")
     for n in names:
         METHODS.entry(n)  # unknown names fail before anything runs
@@ -303,12 +303,12 @@ def _methods_of(text: str | None) -> list[str | None]:
 # Verbs
 # ----------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import dist as hdist
+    from harness.core import dist as hdist
     from harness.run import run_experiment
 
     methods = _methods_of(args.method)
     if args.run_id and len(methods) > 1:
-        from harness.config import ConfigError
+        from harness.core.config import ConfigError
         raise ConfigError("--run-id names one run; it cannot be used with several methods")
     cfgs = [_load_cfg(args, m) for m in methods]  # every config is validated before training
     hdist.init(cfgs[0].train.device)
@@ -352,7 +352,7 @@ def _preflight_runs(cfgs: Sequence[Any], args: argparse.Namespace) -> None:
 
 def _skipped_status(args: argparse.Namespace, entries: Sequence[tuple[str, dict]]) -> int:
     """Print the skipped-metrics summary on stderr (rank 0); 3 with --strict when any."""
-    from harness import dist as hdist
+    from harness.core import dist as hdist
     from harness.skip_report import EXIT_SKIPPED_METRICS, summary
 
     text = summary(entries)
@@ -362,7 +362,7 @@ def _skipped_status(args: argparse.Namespace, entries: Sequence[tuple[str, dict]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from harness import dist as hdist
+    from harness.core import dist as hdist
     from harness.preflight import preflight, training_finished
     from harness.run import prepare_run, train_stage
 
@@ -386,7 +386,7 @@ def _open_run(path: str):
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from harness import dist as hdist
+    from harness.core import dist as hdist
     from harness.run import generate_stage, resolve_protocol
 
     rd, cfg = _open_run(args.run)
@@ -404,8 +404,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from harness import dist as hdist
-    from harness.config import ConfigError
+    from harness.core import dist as hdist
+    from harness.core.config import ConfigError
     from harness.run import (evaluate_folder, evaluate_stage, generate_stage, metric_values,
                              resolve_device, resolve_protocol)
 
@@ -445,7 +445,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from harness.config import ConfigError
+    from harness.core.config import ConfigError
     from harness.run import refresh_leaderboard
 
     from harness.results.build import parse_formats
@@ -483,7 +483,7 @@ def _source_fields(source: str) -> dict:
 
 def list_rows(what: str) -> tuple[list[dict], list[str]]:
     """Rows and table columns of `harness list <what>`."""
-    from harness.registry import summary_line
+    from harness.core.registry import summary_line
 
     if what == "methods":
         from methods import METHODS
@@ -495,7 +495,7 @@ def list_rows(what: str) -> tuple[list[dict], list[str]]:
                          "description": summary_line(cls), "capabilities": caps})
         return rows, ["name", "source", "capabilities", "description"]
     if what == "datasets":
-        from harness.data import DATASETS
+        from harness.core.data import DATASETS
         rows = [{"name": e.name, **_source_fields(e.source), "description": summary_line(e.obj),
                  "default_protocol": getattr(e.obj, "default_protocol", None)}
                 for e in DATASETS.entries()]
@@ -507,7 +507,7 @@ def list_rows(what: str) -> tuple[list[dict], list[str]]:
         return rows, ["name", "source", "label_space", "description"]
     if what == "protocols":
         from evaluators.protocol import load_protocol, protocol_names
-        from harness.config import ConfigError
+        from harness.core.config import ConfigError
         rows = []
         for name in protocol_names():
             try:
@@ -573,7 +573,7 @@ def cmd_train_segmenter(args: argparse.Namespace) -> int:
 
 
 def cmd_import_official(args: argparse.Namespace) -> int:
-    from harness.config import ConfigError
+    from harness.core.config import ConfigError
     from harness.run import import_official
 
     paths = {}

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from harness import dist as hdist
-from harness.data.base import DatasetError, collate
-from harness.io import atomic_write, atomic_write_json, read_json
+from harness.core import dist as hdist
+from harness.core.data.base import DatasetError, collate
+from harness.core.io import atomic_write, atomic_write_json, read_json
 
 if TYPE_CHECKING:
     from evaluators.protocol import Protocol
-    from harness.data.base import SemanticDataset
+    from harness.core.data.base import SemanticDataset
     from methods.base import Method
 
 MANIFEST = "manifest.json"

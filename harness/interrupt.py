@@ -4,7 +4,7 @@ Python turns Ctrl-C (SIGINT) into KeyboardInterrupt, but SIGTERM - what ``kill``
 schedulers and torchrun send - ends the process at once by default: no ``except`` or ``finally``
 block runs, and a status file keeps saying 'running'. Inside :func:`stop_signals_raise` SIGTERM
 raises :class:`Interrupted` (a KeyboardInterrupt) instead; files being written are not
-corrupted by it (:mod:`harness.io` writes through temporary files and renames).
+corrupted by it (:mod:`harness.core.io` writes through temporary files and renames).
 """
 from __future__ import annotations
 

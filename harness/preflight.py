@@ -2,7 +2,7 @@
 
 Checked, for every configuration of a ``run`` / ``train`` command, all at once:
 
-- every weight file, through the one resolution order of :mod:`evaluators.weights` (explicit
+- every weight file, through the one resolution order of :mod:`harness.core.weights` (explicit
   path -> weights dir -> hub cache -> download, sha256 checked): the files the method declares
   for training (``Method.required_weights``, e.g. VGG19 for a perceptual loss) and, for ``run``,
   the files the protocol's metrics load (:func:`evaluators.requirements.protocol_weight_needs`:
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness import dist as hdist
-from harness.config import ConfigError, ExperimentConfig
+from harness.core import dist as hdist
+from harness.core.config import ConfigError, ExperimentConfig
 
 LOG = logging.getLogger("harness")
 
@@ -70,7 +70,7 @@ def weight_needs(cfg: ExperimentConfig, protocol: Any | None, *, training: bool 
 
 
 def _check_weights(needs: Sequence, report: PreflightReport, allow_missing: bool) -> None:
-    from evaluators.weights import WeightsHashMismatch, WeightsUnavailable, resolve
+    from harness.core.weights import WeightsHashMismatch, WeightsUnavailable, resolve
 
     merged: dict[tuple, Any] = {}  # one check per file; the metrics of every need of it
     for need in needs:
@@ -107,8 +107,8 @@ def _check_weights(needs: Sequence, report: PreflightReport, allow_missing: bool
 def _check_protocol_fits(cfg: ExperimentConfig, protocol: Any, report: PreflightReport) -> None:
     from evaluators.evaluate import EvaluationError, check_dataset, select_records
     from evaluators.segmenters import DATASET_LABEL_SPACE, SEGMENTERS
-    from harness.data import build_dataset
-    from harness.data.base import DatasetError
+    from harness.core.data import build_dataset
+    from harness.core.data.base import DatasetError
 
     try:
         dataset = build_dataset(cfg.dataset.name, cfg.dataset.options, protocol.split,

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from harness import dist as hdist
-from harness.config import (ConfigError, DatasetSpec, ExperimentConfig, Provenance, deep_merge,
-                            from_dict, load_yaml, apply_override, parse_override, CONFIGS_ROOT)
+from harness.core import dist as hdist
+from harness.core.config import (ConfigError, DatasetSpec, ExperimentConfig, Provenance, deep_merge,
+                                 from_dict, load_yaml, apply_override, parse_override, CONFIGS_ROOT)
 from harness.interrupt import stop_signals_raise
 from harness.rundir import RunDir, RunError, stage_outcome
 from harness.skip_report import unrequested_skips
@@ -46,7 +46,7 @@ def resolve_device(name: str = "auto") -> "Any":
 
 def build_dataset(spec: DatasetSpec, split: str, *, train: bool = False, seed: int = 0):
     """The dataset of ``spec`` for ``split`` (evaluation transforms unless ``train``)."""
-    from harness.data import build_dataset as _build
+    from harness.core.data import build_dataset as _build
 
     return _build(spec.name, spec.options, split, train=train, seed=seed)
 
@@ -55,8 +55,8 @@ def dataset_spec(name: str, *, config_files: Sequence[str | Path] = (),
                  overrides: Sequence[str] = (), configs_root: Path | None = None) -> DatasetSpec:
     """Options of dataset ``name`` without a method: configs/datasets/<name>.yaml, then the
     ``dataset`` sections of ``config_files``, then ``--set dataset.x=y`` overrides."""
-    from harness.data import DATASETS
-    from harness.registry import RegistryError
+    from harness.core.data import DATASETS
+    from harness.core.registry import RegistryError
 
     root = Path(configs_root) if configs_root is not None else CONFIGS_ROOT
     prov = Provenance()
@@ -94,7 +94,7 @@ def resolve_protocol(name: str | None, dataset: str, *, dataset_cls: Any = None)
 
     if name is None:
         if dataset_cls is None:
-            from harness.data import DATASETS
+            from harness.core.data import DATASETS
             dataset_cls = DATASETS.get(dataset)
         name = getattr(dataset_cls, "default_protocol", None)
         if not name:
@@ -280,7 +280,7 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
     """Evaluate the generated set of every seed, combine the seeds, record into metrics.json.
 
     Skipped when metrics.json already holds this protocol/inference for the same samples."""
-    from evaluators.records import read_metrics, write_record
+    from harness.core.records import read_metrics, write_record
     from harness.generate import load_manifest
 
     inference = inference or cfg.eval.inference
@@ -336,7 +336,7 @@ def evaluate_manifest(manifest: Mapping[str, Any], out: Path, dataset: Any, prot
                       progress: bool = True, **meta: Any) -> dict:
     """One record per generated seed (diversity with the first), combined over the seeds."""
     from evaluators.evaluate import evaluate_images
-    from evaluators.records import combine_seeds
+    from harness.core.records import combine_seeds
     from harness.generate import manifest_diversity, manifest_images
 
     d = hdist.info()
@@ -364,7 +364,7 @@ def evaluate_folder(images: Path, dataset: str, *, split: str | None = None,
                     device: Any = "cpu", progress: bool = True) -> tuple[dict, Path]:
     """Score a bare folder of images named after the split's keys; record into ``out``."""
     from evaluators.evaluate import evaluate_images
-    from evaluators.records import write_record
+    from harness.core.records import write_record
 
     images = Path(images)
     if not images.is_dir():
@@ -485,7 +485,7 @@ def import_official(cfg: ExperimentConfig, paths: Mapping[str, str | Path], *,
     ``paths``: network -> file, as the method's ``import_official`` expects (e.g. G, D, E,
     features). The checkpoint is a regular harness checkpoint at step 0, marked finished, so
     ``generate --run`` / ``evaluate --run`` work on it as on a trained run."""
-    from evaluators.weights import file_sha256
+    from harness.core.weights import file_sha256
     from harness.train import checkpoint as ckpt
 
     for name, p in paths.items():
@@ -551,7 +551,7 @@ def cluster_features(rd: RunDir, cfg: ExperimentConfig, *, which: str = "latest"
 def check_data(dataset: str, *, splits: Sequence[str] | None = None,
                config_files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> dict:
     """Validate the layout and every file of each split; collect every problem found."""
-    from harness.data.base import DatasetError
+    from harness.core.data.base import DatasetError
 
     spec = dataset_spec(dataset, config_files=config_files, overrides=overrides)
     splits = list(splits or ["train", "val"])

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from evaluators.records import METRICS_FILE
-from harness.config import ConfigError, ExperimentConfig, load_resolved
+from harness.core.records import METRICS_FILE
+from harness.core.config import ConfigError, ExperimentConfig, load_resolved
 from harness.interrupt import stop_signals_raise, was_interrupted
-from harness.io import OutputError, atomic_write_json, atomic_write_text, read_json
+from harness.core.io import OutputError, atomic_write_json, atomic_write_text, read_json
 
 CONFIG_FILE = "config.yaml"
 STATUS_FILE = "run.json"

@@ -5,7 +5,7 @@ third-party packages declare an entry point in the group ``harness.methods``.
 """
 from dataclasses import is_dataclass
 
-from harness.registry import Registry
+from harness.core.registry import Registry
 from methods.base import (ImportReport, Method, Nets, NonFiniteLoss, NotSupported, Phase, Runtime,
                           StepPolicy, run_phases)
 

@@ -45,12 +45,12 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Se
 import torch
 from torch import nn
 
-from harness.data.base import Batch, DatasetInfo
-from harness.data.edges import instance_edges
-from harness.errors import UserError
+from harness.core.data.base import Batch, DatasetInfo
+from harness.core.data.edges import instance_edges
+from harness.core.errors import UserError
 
 if TYPE_CHECKING:  # weight resolution is foundation code; only its type is needed here
-    from evaluators.weights import WeightNeed
+    from harness.core.weights import WeightNeed
 
 
 class NotSupported(NotImplementedError):

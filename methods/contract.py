@@ -42,8 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.data.base import Batch, DatasetInfo
-from harness.data.edges import instance_edges
+from harness.core.data.base import Batch, DatasetInfo
+from harness.core.data.edges import instance_edges
 from methods.base import Method
 
 MethodFactory = Callable[[], Method]

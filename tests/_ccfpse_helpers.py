@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from harness.config import from_dict
-from harness.data.base import Batch, DatasetInfo
-from harness.data.edges import instance_edges
+from harness.core.config import from_dict
+from harness.core.data.base import Batch, DatasetInfo
+from harness.core.data.edges import instance_edges
 from methods.ccfpse.method import CCFPSEConfig
 
 REPO = Path(__file__).resolve().parent.parent

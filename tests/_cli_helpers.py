@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.data.base import DatasetInfo
+from harness.core.data.base import DatasetInfo
 from methods.base import Method, Phase, randn_per_sample, semantic_input, to_uint8
 
 REPO = Path(__file__).resolve().parent.parent

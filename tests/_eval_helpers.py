@@ -4,7 +4,7 @@ Weights: torch-fidelity's Inception with its real architecture and SEEDED He-ini
 convolutions (PyTorch's default init shrinks activations layer by layer until every image gives
 the same pool3 features, FID ~1e-16), and torchvision's AlexNet with seeded weights. Both are
 saved under the published file names into a session folder and resolved through
-evaluators.weights like the real files (HARNESS_ALLOW_UNVERIFIED_WEIGHTS=1: the hashes differ).
+harness.core.weights like the real files (HARNESS_ALLOW_UNVERIFIED_WEIGHTS=1: the hashes differ).
 
 Images: the synthetic dataset (real files on disk, 64 px) and "generated" sets derived from its
 images by fixed perturbations, so FID between them is a real, non-trivial number.
@@ -22,7 +22,7 @@ from torch import nn
 
 from evaluators.fid import (ImageFilesDataset, RealImagesDataset, build_extractor,
                             extract_features, fid_value)
-from evaluators.weights import ALEXNET_IMAGENET, INCEPTION_V3_COMPAT
+from harness.core.weights import ALEXNET_IMAGENET, INCEPTION_V3_COMPAT
 
 N_VAL = 12          # images per set: Inception runs at a few images per second on CPU
 SIZE = 64
@@ -117,7 +117,7 @@ def no_weights_env(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def synthetic_val(tmp_path_factory):
     """The synthetic dataset's val split (N_VAL images, 64 px) in a session folder."""
-    from harness.data.synthetic import SyntheticDataset, SyntheticOptions
+    from harness.core.data.synthetic import SyntheticDataset, SyntheticOptions
 
     def build():
         root = tmp_path_factory.mktemp("eval-synthetic")

@@ -154,7 +154,7 @@ def check_snapshot(name: str, actual: str) -> None:
 
     import pytest
 
-    from harness.io import atomic_write_text
+    from harness.core.io import atomic_write_text
 
     path = SNAPSHOT_DIR / name
     if os.environ.get(UPDATE_ENV) == "1":

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.data.base import Batch, DatasetInfo
+from harness.core.data.base import Batch, DatasetInfo
 
 SP_OFFICIAL_KEYS = Path(__file__).parent / "data" / "spade_pix2pixhd_official_keys.json"
 
@@ -45,7 +45,7 @@ def sp_keys(module: nn.Module) -> dict[str, tuple[int, ...]]:
 def sp_blocky_batch(info: DatasetInfo, n: int = 2, seed: int = 0, cell: int = 8) -> Batch:
     """Label maps of ``cell``-pixel squares, one instance per square, images = a colour per class
     plus noise (so a model can learn the mapping and the instance features vary)."""
-    from harness.data.edges import instance_edges
+    from harness.core.data.edges import instance_edges
 
     g = torch.Generator().manual_seed(seed)
     h, w = info.image_size

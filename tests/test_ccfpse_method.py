@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from _ccfpse_helpers import preset_config, scene_batch, tiny_config, tiny_info
-from harness.config import ConfigError, from_dict, load_experiment
-from harness.data import build_dataset_from_config, collate
+from harness.core.config import ConfigError, from_dict, load_experiment
+from harness.core.data import build_dataset_from_config, collate
 from methods import METHODS
 from methods.base import Nets, NotSupported, StepPolicy, run_phases
 from methods.ccfpse.method import CCFPSE, CCFPSEConfig
@@ -120,7 +120,7 @@ def test_vgg_term_uses_the_shared_perceptual_loss(isolated_weights):
 
 
 def test_missing_vgg_weights_stop_training_only(isolated_weights):
-    from evaluators.weights import WeightsUnavailable
+    from harness.core.weights import WeightsUnavailable
     m = CCFPSE(tiny_config(vgg_loss=True), tiny_info())
     batch = scene_batch(1, (64, 64))
     assert m.generate(batch.label, edge=batch.edge).shape == (1, 3, 64, 64)

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from evaluators.protocol import DiversitySettings, Protocol
-from harness.data import build_dataset
-from harness.dist import DistInfo
+from harness.core.data import build_dataset
+from harness.core.dist import DistInfo
 from harness.generate import (GenerationError, generate_samples, image_generator, image_seed,
                               load_manifest)
 

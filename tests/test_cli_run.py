@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.io import read_json
+from harness.core.io import read_json
 from harness.rundir import find_runs
 
 from _cli_helpers import ToyMethod, call_main, tiny_protocol
@@ -70,7 +70,7 @@ def toy_run(work, registered_toy):
 
 def test_run_directory_layout_and_records(plugin_run, work):
     rd = Path(plugin_run["run_dir"])
-    from harness.config import load_resolved
+    from harness.core.config import load_resolved
     cfg = load_resolved(rd / "config.yaml")
     assert rd == work["runs"] / "synthetic" / PLUGIN / f"{PLUGIN}-synthetic-{cfg.hash()[:10]}"
     assert plugin_run["run_id"] == rd.name
@@ -308,7 +308,7 @@ def test_user_errors_are_one_line_and_debug_shows_the_exception(work):
     assert code == 2 and out == ""
     assert err.strip().startswith("error: --method: unknown method 'nope'; known methods:")
     assert len(err.strip().splitlines()) == 1
-    from harness.config import ConfigError
+    from harness.core.config import ConfigError
     with pytest.raises(ConfigError, match="unknown method 'nope'"):
         call_main("--debug", "train", "--method", "nope", "--dataset", "synthetic")
     code, _, err = call_main("evaluate", "--dataset", "synthetic")
@@ -341,8 +341,8 @@ def test_import_official_round_trip_scores_the_released_weights(tmp_path):
     import torch
     from PIL import Image
 
-    from harness.config import load_experiment
-    from harness.data import build_dataset_from_config
+    from harness.core.config import load_experiment
+    from harness.core.data import build_dataset_from_config
     from harness.generate import image_generator
     from methods import METHODS
     from methods.base import Runtime

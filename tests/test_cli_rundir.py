@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.io import OutputError
+from harness.core.io import OutputError
 from harness.rundir import RunDir, RunError, find_runs
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness.io import read_json
+from harness.core.io import read_json
 
 from _cli_helpers import REPO, tiny_protocol
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from _cli_helpers import call_main
-from harness.config import ConfigError, load_experiment
-from harness.data import DatasetError, build_dataset
+from harness.core.config import ConfigError, load_experiment
+from harness.core.data import DatasetError, build_dataset
 
 PLUGIN = "example-pix2pix"
 
@@ -47,7 +47,7 @@ def test_merge_keys_may_be_overridden_and_equal_keys_in_different_mappings_are_f
     g.write_text(text)
     c = load_experiment(PLUGIN, "synthetic", config_files=[g])
     assert (c.train.seed, c.train.max_steps, c.eval.batch_size) == (5, 3, 2)
-    from harness.strict_yaml import safe_load
+    from harness.core.strict_yaml import safe_load
     assert safe_load("a: &a {x: 1, y: 2}\nb:\n  <<: *a\n  x: 3\n") == \
         {"a": {"x": 1, "y": 2}, "b": {"x": 3, "y": 2}}
     assert safe_load("a: {x: 1}\nb: {x: 1}\n") == {"a": {"x": 1}, "b": {"x": 1}}

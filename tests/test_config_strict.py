@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from harness.config import ConfigError, load_experiment, load_resolved
+from harness.core.config import ConfigError, load_experiment, load_resolved
 from harness.rundir import RunDir, default_run_id
 from harness.run import prepare_run
 

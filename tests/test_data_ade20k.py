@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from _data_helpers import make_ade20k, write_png
-from harness.data import DatasetError, build_dataset
-from harness.data.ade20k import eval_lut
-from harness.data.classnames import ADE20K_CLASSES
+from harness.core.data import DatasetError, build_dataset
+from harness.core.data.ade20k import eval_lut
+from harness.core.data.classnames import ADE20K_CLASSES
 
 
 def test_layout_split_names_and_nested_root(tmp_path):

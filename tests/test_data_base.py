@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from _data_helpers import write_png
-from harness.data import (DATASETS, DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace,
-                          Record, SemanticDataset)
+from harness.core.data import (DATASETS, DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace,
+                               Record, SemanticDataset)
 
 
 @dataclass

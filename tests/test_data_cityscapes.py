@@ -5,9 +5,9 @@ import torch
 from PIL import Image
 
 from _data_helpers import make_cityscapes, truncate, write_png
-from harness.data import DATASETS, DatasetError, build_dataset
-from harness.data.cityscapes import CityscapesOptions, trainid_lut
-from harness.data.edges import instance_edges
+from harness.core.data import DATASETS, DatasetError, build_dataset
+from harness.core.data.cityscapes import CityscapesOptions, trainid_lut
+from harness.core.data.edges import instance_edges
 
 
 def _ds(root, split="val", train=False, **kw):

@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 from _data_helpers import make_coco_official, make_coco_spade, write_png
-from harness.data import DatasetError, build_dataset
-from harness.data.classnames import COCO_STUFF_CLASSES, COCO_STUFF_UNUSED
-from harness.data.coco_instances import build_instance_maps, instance_map, main
+from harness.core.data import DatasetError, build_dataset
+from harness.core.data.classnames import COCO_STUFF_CLASSES, COCO_STUFF_UNUSED
+from harness.core.data.coco_instances import build_instance_maps, instance_map, main
 
 
 def test_spade_layout_dontcare_and_instances(tmp_path):

@@ -1,7 +1,7 @@
 """Instance edges against a hand-computed example, and the Batch contract of the data path."""
 import torch
 
-from harness.data import Batch, collate, instance_edges
+from harness.core.data import Batch, collate, instance_edges
 
 
 def test_edges_hand_computed():

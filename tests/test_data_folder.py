@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from _data_helpers import make_folder, truncate, write_jpg, write_png
-from harness.config import ConfigError, DatasetSpec, EvalConfig, ExperimentConfig, MethodSpec
-from harness.config import TrainConfig
-from harness.data import DATASETS, DatasetError, build_dataset, build_dataset_from_config
+from harness.core.config import ConfigError, DatasetSpec, EvalConfig, ExperimentConfig, MethodSpec
+from harness.core.config import TrainConfig
+from harness.core.data import DATASETS, DatasetError, build_dataset, build_dataset_from_config
 
 
 def test_pairing_by_stem_classes_and_dontcare(tmp_path):

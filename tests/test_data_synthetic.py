@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data import DATASETS, build_dataset
-from harness.data import synthetic
-from harness.data.synthetic import CLASSES, STUFF, THINGS, generation_key
+from harness.core.data import DATASETS, build_dataset
+from harness.core.data import synthetic
+from harness.core.data.synthetic import CLASSES, STUFF, THINGS, generation_key
 
 
 def _files(root):

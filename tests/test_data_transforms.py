@@ -6,10 +6,10 @@ import torch
 from PIL import Image
 
 from _data_helpers import make_folder, write_png
-from harness.data import DatasetError, build_dataset, collate
-from harness.data.edges import instance_edges
-from harness.data.folder import FolderOptions
-from harness.data.transforms import make_plan, output_hw, round_to_multiple
+from harness.core.data import DatasetError, build_dataset, collate
+from harness.core.data.edges import instance_edges
+from harness.core.data.folder import FolderOptions
+from harness.core.data.transforms import make_plan, output_hw, round_to_multiple
 
 
 def _opts(**kw):
@@ -216,7 +216,7 @@ def test_size_keeping_mode_rejects_mixed_sizes(tmp_path):
 
 
 def test_eval_label_space_to_eval():
-    from harness.data.cityscapes import CityscapesDataset, CityscapesOptions
+    from harness.core.data.cityscapes import CityscapesDataset, CityscapesOptions
     space = CityscapesDataset(CityscapesOptions(), "val").label_space
     raw = np.array([[7, 26, 34, 255, 300, -1]])
     assert space.to_eval(raw).tolist() == [[0, 13, 255, 255, 255, 255]]

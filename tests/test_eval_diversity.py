@@ -16,7 +16,7 @@ from _eval_helpers import (eval_env, eval_weights_dir, no_weights_env, perturb, 
 from evaluators.diversity import (ClassPair, build_lpips, class_specific_diversity,
                                   lpips_diversity, masked_lpips, pairwise_mean, per_map_diversity,
                                   to_lpips_input, trunk_state_to_lpips)
-from evaluators.weights import ALEXNET_IMAGENET, WeightsUnavailable
+from harness.core.weights import ALEXNET_IMAGENET, WeightsUnavailable
 
 
 def _samples(dataset, k: int, index: int) -> torch.Tensor:

@@ -17,8 +17,7 @@ from evaluators.evaluate import (EvaluationError, diversity_keys, evaluate_image
 from evaluators.fid import kid_value
 from evaluators.pairing import PairingError, pair_images
 from evaluators.protocol import load_protocol
-from evaluators.records import (METRICS, RecordError, combine_seeds, read_metrics,
-                                write_record)
+from harness.core.records import METRICS, RecordError, combine_seeds, read_metrics, write_record
 from evaluators.reference_cache import reference_dir
 
 RECORD_KEYS = {"schema", "method", "dataset", "variant", "run_id", "protocol", "inference",
@@ -135,7 +134,7 @@ def test_offline_metrics_are_skipped_with_the_reason(no_weights_env, synthetic_v
 def test_offline_segmenter_is_skipped(no_weights_env, tmp_path):  # noqa: F811
     """cityscapes-paper on a tiny real Cityscapes layout: DRN's file is missing -> skipped."""
     from _data_helpers import make_cityscapes
-    from harness.data.factory import build_dataset
+    from harness.core.data.factory import build_dataset
     keys = make_cityscapes(tmp_path / "cs", "val")
     dataset = build_dataset("cityscapes", {"root": str(tmp_path / "cs")}, "val")
     protocol = load_protocol("cityscapes-paper")
@@ -155,7 +154,7 @@ def test_offline_segmenter_is_skipped(no_weights_env, tmp_path):  # noqa: F811
 @pytest.fixture
 def cityscapes(tmp_path):
     from _data_helpers import make_cityscapes
-    from harness.data.factory import build_dataset
+    from harness.core.data.factory import build_dataset
     keys = make_cityscapes(tmp_path / "cs", "val", cities={"aachen": 3, "bremen": 2})
     return build_dataset("cityscapes", {"root": str(tmp_path / "cs")}, "val"), keys
 
@@ -293,7 +292,7 @@ def test_metric_directions_for_the_leaderboard():
 # --- sharding ------------------------------------------------------------------------------------
 def test_shard_and_merge_reproduce_the_unsharded_result():
     from evaluators.sharding import merge_rows, merge_values, shard_indices
-    from harness.dist import DistInfo
+    from harness.core.dist import DistInfo
     rows = torch.arange(7 * 3, dtype=torch.float32).reshape(7, 3)
     for world in (1, 2, 3, 8):
         parts = []
@@ -311,8 +310,8 @@ def test_shard_and_merge_reproduce_the_unsharded_result():
 def _worker(rank: int, world: int, init_file: str, args: dict) -> None:
     import torch.distributed as dist
 
-    from harness.data.synthetic import SyntheticDataset, SyntheticOptions
-    from harness.dist import DistInfo
+    from harness.core.data.synthetic import SyntheticDataset, SyntheticOptions
+    from harness.core.dist import DistInfo
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=world)
     try:

@@ -10,8 +10,8 @@ import yaml
 from evaluators.protocol import (METRIC_CODE_VERSION, PROTOCOLS_DIR, DiversitySettings,
                                  FidSettings, Protocol, SegmentationSettings, list_protocols,
                                  load_protocol, protocol_names)
-from evaluators.weights import ALEXNET_IMAGENET, INCEPTION_V3_COMPAT, VGG16_IMAGENET
-from harness.config import ConfigError, canonical_json
+from harness.core.weights import ALEXNET_IMAGENET, INCEPTION_V3_COMPAT, VGG16_IMAGENET
+from harness.core.config import ConfigError, canonical_json
 
 PAPER_SEGMENTERS = {"cityscapes": "drn-d-105-cityscapes", "ade20k": "upernet-101-ade20k",
                     "coco-stuff": "deeplabv2-resnet101-cocostuff164k"}

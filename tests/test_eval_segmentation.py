@@ -15,7 +15,7 @@ from evaluators.segmentation_scores import (confusion_matrix, mean_iou, per_clas
                                             pixel_accuracy, scores)
 from evaluators.segmenters.base import Segmenter
 from evaluators.sharding import merge_confusions, shard_indices
-from harness.data.base import EvalLabelSpace
+from harness.core.data.base import EvalLabelSpace
 
 IGN = 255
 # Five classes: 3 never occurs (union 0), 4 is only predicted (a false positive, absent from GT).
@@ -80,7 +80,7 @@ def test_sharded_confusions_sum_to_the_whole():
 
 
 def _dist(rank, world):
-    from harness.dist import DistInfo
+    from harness.core.dist import DistInfo
     return DistInfo(rank=rank, world_size=world)
 
 
@@ -145,7 +145,7 @@ def _protocol(policy: str) -> Protocol:
 
 
 def test_resolution_policies(tmp_path):
-    from harness.data.synthetic import SyntheticDataset, SyntheticOptions
+    from harness.core.data.synthetic import SyntheticDataset, SyntheticOptions
     ds = SyntheticDataset(SyntheticOptions(root=str(tmp_path), num_train=1, num_val=1, size=64),
                           "val")
     rec = ds.records()[0]
@@ -201,7 +201,7 @@ def test_drn_pipeline_equals_a_hand_computation(policy, drn_file, tmp_path, monk
     from evaluators.evaluate import evaluate_images
     from evaluators.protocol import load_protocol
     from evaluators.segmenters import SEGMENTERS
-    from harness.data.factory import build_dataset
+    from harness.core.data.factory import build_dataset
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HARNESS_OFFLINE", "1")
     keys = make_cityscapes(tmp_path / "cs", "val")
@@ -260,7 +260,7 @@ def test_drn_pipeline_equals_a_hand_computation(policy, drn_file, tmp_path, monk
 
 
 def test_undefined_scores_are_recorded_as_skipped_not_nan():
-    from evaluators.records import finite_or_skipped
+    from harness.core.records import finite_or_skipped
     empty = torch.zeros(6, 5, dtype=torch.int64)
     empty[-1, 0] = 4                      # only ignored pixels
     s = scores(empty, "exclude-absent", list("abcde"))

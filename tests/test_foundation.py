@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from harness.data.base import Batch
-from harness.data.edges import instance_edges
-from harness.io import OutputError, atomic_write_json, atomic_write_text, read_json
+from harness.core.data.base import Batch
+from harness.core.data.edges import instance_edges
+from harness.core.io import OutputError, atomic_write_json, atomic_write_text, read_json
 from methods.base import (Method, NonFiniteLoss, Phase, StepPolicy, frozen_except, run_phases,
                           semantic_input, to_uint8)
 

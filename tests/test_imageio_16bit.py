@@ -19,7 +19,7 @@ from PIL import Image
 from _cli_helpers import call_main
 from _data_helpers import block_labels, make_folder, write_png
 from _eval_helpers import write_protocol
-from harness.data import DatasetError, build_dataset
+from harness.core.data import DatasetError, build_dataset
 
 # Values where taking the high byte (v >> 8) and rounding (v / 257) disagree, plus the ends.
 EDGE_VALUES = [0, 1, 128, 129, 255, 256, 257, 32767, 32768, 51200, 51271, 65279, 65280, 65535]
@@ -64,7 +64,7 @@ def values16(rng: np.random.Generator, shape) -> np.ndarray:
 
 
 def test_scaling_rule_is_exact_at_every_16_bit_value():
-    from harness.data.imageio import scale_16_to_8
+    from harness.core.data.imageio import scale_16_to_8
     v = np.arange(65536, dtype=np.uint16)
     assert np.array_equal(scale_16_to_8(v), to8(v))
     assert (v >> 8 != to8(v)).sum() > 0  # PIL's high byte would be a different rule
@@ -72,7 +72,7 @@ def test_scaling_rule_is_exact_at_every_16_bit_value():
 
 @pytest.mark.parametrize("kind", ["gray", "rgb", "rgba"])
 def test_16_bit_photos_read_as_rounded_8_bit(tmp_path, kind):
-    from harness.data.imageio import open_rgb
+    from harness.core.data.imageio import open_rgb
     rng = np.random.default_rng(1)
     if kind == "gray":
         v = values16(rng, (6, 5))
@@ -86,7 +86,7 @@ def test_16_bit_photos_read_as_rounded_8_bit(tmp_path, kind):
 
 
 def test_unsupported_modes_are_one_error_naming_file_and_mode(tmp_path):
-    from harness.data.imageio import open_rgb
+    from harness.core.data.imageio import open_rgb
     la = png16(tmp_path / "la16.png", np.full((4, 4, 2), 40000))
     with pytest.raises(DatasetError, match=r"la16\.png has mode 'RGBA' \(stored as 'LA;16B'\).*"
                                            r"not supported"):
@@ -176,7 +176,7 @@ def test_evaluate_images_scores_16_bit_files_as_their_8_bit_conversion(intensity
                                                                          tmp_path, monkeypatch):
     """`evaluate --images` on a folder of 16-bit PNGs gives the numbers of the same images
     converted to 8 bits here (the generated images go through the one photo reader)."""
-    from harness.data.synthetic import SyntheticDataset, SyntheticOptions
+    from harness.core.data.synthetic import SyntheticDataset, SyntheticOptions
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     size, n = 16, 3
     root = tmp_path / "syn"

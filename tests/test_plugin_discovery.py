@@ -76,7 +76,7 @@ def test_a_plugin_reusing_a_builtin_name_fails_naming_both(tmp_path):
 
 
 def test_duplicate_detection_in_process_with_reload(tmp_path, monkeypatch):
-    from harness.registry import RegistryError
+    from harness.core.registry import RegistryError
     from methods import METHODS
 
     site = tmp_path / "site"

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from harness.registry import Registry, RegistryError, summary_line
+from harness.core.registry import Registry, RegistryError, summary_line
 
 GROUP = "harness.test_registry_things"
 
@@ -151,7 +151,7 @@ def test_reload_forgets_removed_plugins(plugin_path, monkeypatch):
 
 def test_builtin_registries_list_the_shipped_things():
     from evaluators.segmenters import SEGMENTERS
-    from harness.data import DATASETS
+    from harness.core.data import DATASETS
     from methods import METHODS
     assert {"spade", "ccfpse", "pix2pixhd"} <= set(METHODS.names())
     assert {"cityscapes", "ade20k", "coco-stuff", "synthetic"} <= set(DATASETS.names())

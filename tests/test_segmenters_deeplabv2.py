@@ -10,7 +10,7 @@ from _segmenter_helpers import deterministic_input, filled_state_dict, key_list,
 from evaluators.segmenters import SEGMENTERS
 from evaluators.segmenters._common import CheckpointMismatch, load_strict
 from evaluators.segmenters.deeplabv2 import MEAN_BGR, DeepLabV2CocoStuffSegmenter
-from evaluators.weights import WeightsUnavailable
+from harness.core.weights import WeightsUnavailable
 
 NAME = "deeplabv2-resnet101-cocostuff164k"
 FILE = "deeplabv2_resnet101_msc-cocostuff164k-100000.pth"

@@ -15,7 +15,7 @@ from evaluators.segmenters import SEGMENTERS
 from evaluators.segmenters._common import CheckpointMismatch, load_strict
 from evaluators.segmenters.drn import (CITYSCAPES_MEAN, CITYSCAPES_STD, MS_SCALES,
                                        DRNCityscapesSegmenter, bilinear_upsampling_kernel)
-from evaluators.weights import WeightsUnavailable
+from harness.core.weights import WeightsUnavailable
 
 NAME = "drn-d-105-cityscapes"
 FILE = "drn-d-105_ms_cityscapes.pth"

@@ -19,7 +19,7 @@ from evaluators.segmenters._mmseg_compat import (MMCVOpUnavailable, find_config,
                                                  import_mmseg)
 from evaluators.segmenters.mmseg_models import (COCOSTUFF_171_TO_182, COCOSTUFF_UNUSED_IDS,  # noqa: E402
                                                 PRESETS)
-from evaluators.weights import WeightsUnavailable  # noqa: E402
+from harness.core.weights import WeightsUnavailable  # noqa: E402
 
 pytestmark = pytest.mark.mmseg
 

@@ -16,8 +16,8 @@ from evaluators.segmenters import SEGMENTERS
 from evaluators.segmenters.trained import (TrainedSegmenterError, TrainRecipe, cache_dir,
                                            input_to_eval_table, load_trained_segmenter,
                                            score_on_real_images, train_segmenter)
-from evaluators.weights import file_sha256
-from harness.data import build_dataset
+from harness.core.weights import file_sha256
+from harness.core.data import build_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_SYNTHETIC = {"size": 32, "num_train": 8, "num_val": 4}

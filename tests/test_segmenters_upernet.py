@@ -14,7 +14,7 @@ from evaluators.segmenters import SEGMENTERS
 from evaluators.segmenters._common import CheckpointMismatch, load_strict
 from evaluators.segmenters.upernet import (CSAILBatchNorm2d, UPerNetADE20KSegmenter,
                                            eval_input_size, weight_specs)
-from evaluators.weights import WeightsUnavailable
+from harness.core.weights import WeightsUnavailable
 
 NAME = "upernet-101-ade20k"
 EXTRAS = ("_tmp_running_mean", "_tmp_running_var", "_running_iter")

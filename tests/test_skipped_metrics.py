@@ -55,7 +55,7 @@ def test_run_summarises_skipped_metrics_and_strict_exits_3(offline):
 
 
 def test_evaluate_images_summary_and_strict(offline, tmp_path):
-    from harness.data.synthetic import SyntheticDataset, SyntheticOptions
+    from harness.core.data.synthetic import SyntheticDataset, SyntheticOptions
     from PIL import Image
     root = tmp_path / "syn"
     val = SyntheticDataset(SyntheticOptions(root=str(root), num_train=4, num_val=4, size=16),

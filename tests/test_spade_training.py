@@ -3,9 +3,9 @@ methods.base.run_phases on the built-in synthetic dataset: the losses move the w
 early on (the discriminator separates, the generator's adversarial loss rises)."""
 import torch
 
-from harness.config import load_experiment
-from harness.data.base import collate
-from harness.data.factory import build_dataset_from_config
+from harness.core.config import load_experiment
+from harness.core.data.base import collate
+from harness.core.data.factory import build_dataset_from_config
 from methods import METHODS
 from methods.base import run_phases
 

@@ -190,7 +190,7 @@ def test_read_only_checkpoint_dir_is_one_clear_error(tmp_path):
 
 
 def test_mismatched_method_dataset_and_label_space(tmp_path):
-    from harness.data.base import DatasetInfo
+    from harness.core.data.base import DatasetInfo
 
     info = DatasetInfo("d", 2, False, False, ("a", "b"), (16, 16))
     state = _state(1, method="spade", dataset="cityscapes")

@@ -1,10 +1,10 @@
-"""Weight resolution order, hash checks and the missing-file message (evaluators/weights.py)."""
+"""Weight resolution order, hash checks and the missing-file message (harness/core/weights.py)."""
 import hashlib
 
 import pytest
 import torch
 
-from evaluators import weights as W
+from harness.core import weights as W
 
 
 def _spec(tmp_path, payload=b"abc", prefix=None, full=None, url=None):

@@ -28,7 +28,7 @@ def main() -> None:
                                            fid_statistics_to_metric)
 
     from evaluators.fid import _fid_against
-    from harness.env import git_commit, package_versions
+    from harness.core.env import git_commit, package_versions
 
     rng = np.random.default_rng(0)
     for n in args.n:

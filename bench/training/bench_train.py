@@ -42,7 +42,7 @@ def official_method_section(method: str) -> dict:
     """Every field of the method's Config at its default (official) value, overlaid with the
     ADE20K recipe's method section - explicit, so the tiny synthetic preset cannot shrink it."""
     sys.path.insert(0, str(REPO))
-    from harness.config import to_dict
+    from harness.core.config import to_dict
     from methods import METHODS as REGISTRY
 
     section = to_dict(REGISTRY.get(method).Config())
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         args.workers = 0
 
     sys.path.insert(0, str(REPO))
-    from harness.env import environment
+    from harness.core.env import environment
 
     env = environment()
     rows = []

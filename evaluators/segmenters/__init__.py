@@ -1,6 +1,6 @@
 """Segmenters for mIoU / accuracy, behind one registry (``python -m harness list segmenters``)."""
 from evaluators.segmenters.base import DATASET_LABEL_SPACE, Segmenter, SegmenterEntry
-from harness.registry import Registry
+from harness.core.registry import Registry
 
 
 def _validate(name, entry):

@@ -12,7 +12,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from evaluators.weights import ResolvedWeights, WeightSpec
+from harness.core.weights import ResolvedWeights, WeightSpec
 
 
 # SegmenterEntry.label_space of segmenters trained on the evaluated dataset itself: the built

@@ -22,7 +22,7 @@ from torch import nn
 from evaluators.segmenters import Segmenter, SegmenterEntry, register_segmenter
 from evaluators.segmenters._common import (bilinear, check_images, load_strict, module_device,
                                            module_dtype, read_checkpoint)
-from evaluators.weights import WeightSpec, resolve
+from harness.core.weights import WeightSpec, resolve
 
 MEAN_BGR = (104.008, 116.669, 122.675)      # configs/cocostuff164k.yaml (B, G, R)
 MSC_SCALES = (0.5, 0.75)

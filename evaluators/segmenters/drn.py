@@ -21,7 +21,7 @@ from torch import nn
 from evaluators.segmenters import Segmenter, SegmenterEntry, register_segmenter
 from evaluators.segmenters._common import (check_images, load_strict, module_device, module_dtype,
                                            pil_like_resize_scores, pil_resize_uint8, read_checkpoint)
-from evaluators.weights import WeightSpec, resolve
+from harness.core.weights import WeightSpec, resolve
 
 CITYSCAPES_TRAINID_CLASSES = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",

@@ -23,7 +23,7 @@ from evaluators.segmenters import Segmenter, SegmenterEntry, register_segmenter
 from evaluators.segmenters._common import check_images, load_strict
 from evaluators.segmenters._mmseg_compat import (MMCVOpUnavailable, MMSegUnavailable,
                                                  find_config, import_mmseg, read_runner_checkpoint)
-from evaluators.weights import ResolvedWeights, WeightSpec, resolve
+from harness.core.weights import ResolvedWeights, WeightSpec, resolve
 
 __all__ = ["MMSegSegmenter", "MMSegUnavailable", "MMCVOpUnavailable", "build_mmseg",
            "COCOSTUFF_UNUSED_IDS", "COCOSTUFF_171_TO_182", "PRESETS"]

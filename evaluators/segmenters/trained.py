@@ -31,9 +31,9 @@ from tqdm import tqdm
 from evaluators.segmenters import (DATASET_LABEL_SPACE, Segmenter, SegmenterEntry,
                                    register_segmenter)
 from evaluators.segmenters._common import check_images, load_strict, module_device
-from evaluators.weights import ResolvedWeights, WeightSpec, file_sha256
-from harness.io import atomic_torch_save, atomic_write_json, read_json
-from harness.paths import cache_root
+from harness.core.weights import ResolvedWeights, WeightSpec, file_sha256
+from harness.core.io import atomic_torch_save, atomic_write_json, read_json
+from harness.core.paths import cache_root
 
 CHECKPOINT_FORMAT = "harness-trained-segmenter"
 RECIPE_VERSION = 1          # bump when training changes, so cached models are not reused
@@ -165,14 +165,14 @@ class TrainedSegmenterResult:
 
 
 def _build_dataset(name: str, options, split: str, *, train: bool, seed: int):
-    from harness.data import build_dataset
+    from harness.core.data import build_dataset
     return build_dataset(name, options, split, train=train, seed=seed)
 
 
 def dataset_identity(name: str, train_ds, val_ds) -> dict:
     """What identifies the data: options without runtime fields, both splits' file lists (keys
     and sizes, no paths) and the evaluation label space."""
-    from harness.config import identity_dict
+    from harness.core.config import identity_dict
     space = train_ds.label_space
     return {"dataset": name, "options": identity_dict(train_ds.options),
             "train": train_ds.fingerprint(), "val": val_ds.fingerprint(),
@@ -384,7 +384,7 @@ def train_segmenter(dataset_name: str, dataset_options: Mapping[str, Any] | Any 
             train_s = time.perf_counter() - start
             score = score_on_real_images(model, val_ds, progress)
             atomic_torch_save(ckpt_path, _checkpoint(model.cpu(), recipe, identity))
-            from harness.env import environment
+            from harness.core.env import environment
             record = {"format": CHECKPOINT_FORMAT, "dataset": dataset_name, "cache_key": key,
                       "checkpoint": CHECKPOINT_NAME, "sha256": file_sha256(ckpt_path),
                       "score": score, "recipe": recipe.to_dict(), "data": identity,

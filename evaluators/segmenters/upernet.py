@@ -31,7 +31,7 @@ from torch import nn
 from evaluators.segmenters import Segmenter, SegmenterEntry, register_segmenter
 from evaluators.segmenters._common import (check_images, load_strict, module_device, module_dtype,
                                            pil_resize_uint8, read_checkpoint)
-from evaluators.weights import WeightSpec, resolve
+from harness.core.weights import WeightSpec, resolve
 
 Generation = Literal["ade20k", "baseline"]
 

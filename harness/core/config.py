@@ -27,7 +27,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
-CONFIGS_ROOT = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS_ROOT = Path(__file__).resolve().parents[2] / "configs"
 
 
 class ConfigError(ValueError):
@@ -54,7 +54,7 @@ def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    from harness.strict_yaml import DuplicateKeyError, safe_load
+    from harness.core.strict_yaml import DuplicateKeyError, safe_load
     try:
         data = safe_load(path.read_text())
     except DuplicateKeyError as exc:
@@ -394,18 +394,18 @@ class ExperimentConfig:
 
 
 def _method_config_cls(name: str) -> type:
-    from methods import METHODS  # local import: methods import harness.config
+    from methods import METHODS  # local import: methods import harness.core.config
     return METHODS.get(name).Config
 
 
 def _dataset_options_cls(name: str) -> type:
-    from harness.data import DATASETS
+    from harness.core.data import DATASETS
     return DATASETS.get(name).Options
 
 
 def build_experiment(data: dict, prov: Provenance, sources: list[str] | None = None) -> ExperimentConfig:
     """Validate a merged mapping into an ExperimentConfig."""
-    from harness.registry import RegistryError
+    from harness.core.registry import RegistryError
 
     allowed = {"name", "method", "dataset", "train", "eval"}
     unknown = sorted(set(data) - allowed)

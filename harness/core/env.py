@@ -10,7 +10,7 @@ from pathlib import Path
 
 PACKAGES = ("sis-harness", "torch", "torchvision", "torch-fidelity", "lpips", "numpy", "pillow",
             "scikit-learn", "mmsegmentation", "mmcv-lite", "mmengine")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def package_versions() -> dict[str, str]:

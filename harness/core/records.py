@@ -5,7 +5,7 @@ One record = one evaluation of one generated set under one protocol::
     {"schema": 1, "method", "dataset", "variant", "run_id",
      "protocol": {"name", "hash", "id", "fields"}, "inference", "n_images", "seeds",
      "metrics": {name: {"status": "ok"|"skipped"|"n/a", "value"|"reason", ...}},
-     "weights": {key: ResolvedWeights.record()}, "environment": harness.env.environment()}
+     "weights": {key: ResolvedWeights.record()}, "environment": harness.core.env.environment()}
 
 A metric is never a number unless it was computed: missing weights give
 ``{"status": "skipped", "reason": ...}``, a method that cannot sample several outputs gives
@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.io import atomic_write_json, read_json
+from harness.core.io import atomic_write_json, read_json
 
 SCHEMA = 1
 METRICS_FILE = "metrics.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable
 
-from harness.io import atomic_write_text
+from harness.core.io import atomic_write_text
 from harness.results.formats import to_csv, to_latex, to_markdown
 from harness.results.leaderboard import Leaderboard, build_tables
 from harness.results.published import DEFAULT_PUBLISHED_CSV, load_published

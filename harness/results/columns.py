@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from evaluators.records import METRICS
+from harness.core.records import METRICS
 
 
 @dataclass(frozen=True)
@@ -51,4 +51,4 @@ COLUMNS_BY_KEY = {c.key: c for c in METRIC_COLUMNS}
 for _c in METRIC_COLUMNS:
     if METRICS[_c.record_key]["direction"] != _c.direction:
         raise AssertionError(f"column {_c.key}: direction {_c.direction} disagrees with "
-                             f"evaluators.records.METRICS")
+                             f"harness.core.records.METRICS")

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.env import REPO_ROOT
+from harness.core.env import REPO_ROOT
 
 DEFAULT_PUBLISHED_CSV = REPO_ROOT / "results" / "published.csv"
 

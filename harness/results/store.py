@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from evaluators.records import METRICS_FILE
+from harness.core.records import METRICS_FILE
 
 LOG = logging.getLogger("harness.results")
 

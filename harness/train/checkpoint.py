@@ -8,8 +8,9 @@ Layout of ``<run>/checkpoints/``::
     best                      text: the file name of the best checkpoint (by a metric if the
                               runner has one, else the final one); never pruned
 
-A checkpoint is written to a temporary file, fsynced and renamed (:func:`harness.io.atomic_write`),
-then its hash, then the ``latest`` pointer: a crash at any moment leaves the previous checkpoint
+A checkpoint is written to a temporary file, fsynced and renamed
+(:func:`harness.core.io.atomic_write`), then its hash, then the ``latest`` pointer: a crash at any
+moment leaves the previous checkpoint
 and pointer intact. It holds everything an exact resume needs (see :func:`make_state`): every
 network, optimiser and GradScaler state, the step (the learning rate is a pure function of it),
 the sampler position, the RNG states of every rank, plus what it belongs to - method name,
@@ -30,7 +31,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from harness.io import OutputError, atomic_write, atomic_write_text
+from harness.core.io import OutputError, atomic_write, atomic_write_text
 from harness.train.finite import first_nonfinite
 from harness.train.guards import TrainingError
 
@@ -73,7 +74,7 @@ def make_state(*, method: Any, cfg: Any, info: Any, step: int, finished: bool = 
                rng: list[dict] | None = None, world_size: int = 1, schedule: dict | None = None,
                after_training: dict | None = None, best: dict | None = None) -> dict:
     """The checkpoint dictionary (also used to store imported official weights, with step 0)."""
-    from harness.env import environment
+    from harness.core.env import environment
 
     return {
         "format": FORMAT,
@@ -102,7 +103,7 @@ def _info_dict(info: Any) -> dict:
 
 def dataset_info(state: dict):
     """The DatasetInfo stored in a checkpoint."""
-    from harness.data.base import DatasetInfo
+    from harness.core.data.base import DatasetInfo
 
     known = {f.name for f in dataclasses.fields(DatasetInfo)}
     saved = {k: tuple(v) if isinstance(v, list) else v
@@ -373,7 +374,7 @@ def set_best(directory: str | Path, path: Path, metric: float | None = None) -> 
 
 
 def _reason(exc: OSError) -> str:
-    """The operating system's words for a failed write (without harness.io's wrapping)."""
+    """The operating system's words for a failed write (without harness.core.io's wrapping)."""
     cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
     return cause.strerror or str(cause)
 
@@ -392,7 +393,8 @@ def best_metric(directory: str | Path) -> float | None:
     return None
 
 
-# The temporary names harness.io.atomic_write gives the files of this folder (".<name>.<random>.tmp").
+# The temporary names harness.core.io.atomic_write gives the files of this folder
+# (".<name>.<random>.tmp").
 _TEMP_FILE = re.compile(r"^\.(step_\d+\.pt(\.sha256)?|latest|best)\.[A-Za-z0-9_]+\.tmp$")
 
 

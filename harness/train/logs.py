@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from harness.io import atomic_write_text
+from harness.core.io import atomic_write_text
 
 LOG = logging.getLogger("harness.train")
 LOG_FILE = "train_log.jsonl"

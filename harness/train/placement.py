@@ -7,7 +7,7 @@ import os
 import torch
 from torch import nn
 
-from harness.dist import DistInfo
+from harness.core.dist import DistInfo
 
 LOG = logging.getLogger("harness.train")
 

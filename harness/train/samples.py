@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.data.base import Batch, collate
-from harness.io import atomic_write_bytes
+from harness.core.data.base import Batch, collate
+from harness.core.io import atomic_write_bytes
 
 SAMPLES_DIR = "train_samples"
 

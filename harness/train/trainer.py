@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from harness import dist as hdist
-from harness.config import ExperimentConfig
+from harness.core import dist as hdist
+from harness.core.config import ExperimentConfig
 from harness.train import checkpoint as ckpt
 from harness.train import finite, rng
 from harness.train.guards import (NonFiniteLossError, OutOfMemory, StopSignals, TrainingError,
@@ -127,7 +127,7 @@ def restore_method(run_dir: str | Path, cfg: ExperimentConfig | None = None, *,
 # Helpers
 # --------------------------------------------------------------------------------------------
 def _config_of(run_dir: Path, path: Path, state: dict) -> ExperimentConfig:
-    from harness.config import Provenance, build_experiment, load_resolved
+    from harness.core.config import Provenance, build_experiment, load_resolved
 
     resolved = run_dir / "config.yaml"
     if resolved.is_file():
@@ -240,7 +240,7 @@ class _Trainer:
                          f"{self.ckdir} ({exc.strerror or exc}); choose another runs directory or "
                          "fix its permissions / free space")
             if error is None and not (self.run_dir / "config.yaml").exists():
-                from harness.io import atomic_write_text
+                from harness.core.io import atomic_write_text
                 try:
                     atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
                 except OSError as exc:
@@ -248,7 +248,7 @@ class _Trainer:
         _all_ranks_ok(error)
 
     def _build_dataset(self, *, train: bool):
-        from harness.data import DATASETS
+        from harness.core.data import DATASETS
 
         spec = self.cfg.dataset
         return DATASETS.get(spec.name)(spec.options, "train", train=train, seed=self.tc.seed)
@@ -497,7 +497,7 @@ class _Trainer:
     def _epoch_loader(self, epoch: int, start: int):
         self.dataset.set_epoch(epoch)  # before the iterator exists: workers copy the dataset
         batches = list(self.sampler.epoch_batches(epoch, start))
-        from harness.data.base import collate
+        from harness.core.data.base import collate
         # An own generator: creating a DataLoader iterator otherwise draws a worker base seed
         # from the global RNG, which a run resumed mid-epoch would draw at another moment.
         loader_rng = torch.Generator().manual_seed((self.tc.seed * 1_000_003 + epoch) % (1 << 63))

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from evaluators.weights import VGG19_IMAGENET, WeightNeed, load_state_dict_file, resolve
+from harness.core.weights import VGG19_IMAGENET, WeightNeed, load_state_dict_file, resolve
 
 SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
 WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)

@@ -20,7 +20,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from harness.errors import describe
+from harness.core.errors import describe
 from methods.base import OfficialCheckpointError  # re-exported: the importer raises it
 
 PYRAMID_PREFIXES = ("labelenc", "labellat", "labeldec")

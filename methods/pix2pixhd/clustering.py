@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from harness.io import atomic_write
+from harness.core.io import atomic_write
 
 AREA_BLOCKS = 32          # official block_num: area ratio = pixels / (H * W // 32)
 MIN_AREA_RATIO = 0.5      # keep instances with area ratio > 0.5
@@ -45,7 +45,7 @@ def regions_with_labels(regions: torch.Tensor, label: torch.Tensor):
 
 def _batches(dataset: Any, batch_size: int) -> Iterable:
     if isinstance(dataset, torch.utils.data.Dataset):
-        from harness.data.base import collate
+        from harness.core.data.base import collate
         return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                            collate_fn=collate, num_workers=0, drop_last=False)
     return dataset  # already an iterable of Batch
@@ -83,7 +83,7 @@ def cluster_features(method, dataset: Any, *, n_clusters: int = 10,
     """Run E over ``dataset`` and K-means the instance features per class (official recipe).
 
     ``dataset`` is a torch Dataset of the harness (yielding sample dicts) or an iterable of
-    :class:`harness.data.base.Batch`. Returns class id -> [K, feat_num] float64 centres.
+    :class:`harness.core.data.base.Batch`. Returns class id -> [K, feat_num] float64 centres.
     """
     from sklearn.cluster import KMeans
     from tqdm import tqdm

@@ -12,9 +12,9 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from harness.config import ConfigError
-from harness.errors import describe
-from harness.io import atomic_torch_save
+from harness.core.config import ConfigError
+from harness.core.errors import describe
+from harness.core.io import atomic_torch_save
 from methods import base
 
 # Keys the official files may lack without changing any computation: old PyTorch versions did

@@ -1,9 +1,9 @@
 """Datasets: the registry and the shared data contract."""
-from harness.data.base import (Batch, DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace,
-                               Record, SemanticDataset, collate)
-from harness.data.edges import instance_edges
-from harness.data.factory import build_dataset, build_dataset_from_config
-from harness.registry import Registry
+from harness.core.data.base import (Batch, DatasetError, DatasetInfo, DatasetOptions,
+                                    EvalLabelSpace, Record, SemanticDataset, collate)
+from harness.core.data.edges import instance_edges
+from harness.core.data.factory import build_dataset, build_dataset_from_config
+from harness.core.registry import Registry
 
 
 def _validate(name, cls):
@@ -12,7 +12,7 @@ def _validate(name, cls):
 
 
 DATASETS: Registry[type[SemanticDataset]] = Registry(
-    "dataset", builtin_packages=("harness.data",), entry_point_group="harness.datasets",
+    "dataset", builtin_packages=("harness.core.data",), entry_point_group="harness.datasets",
     validate=_validate)
 
 __all__ = ["Batch", "DATASETS", "DatasetError", "DatasetInfo", "DatasetOptions", "EvalLabelSpace",

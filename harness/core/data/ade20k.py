@@ -15,12 +15,13 @@ from typing import Literal
 
 import numpy as np
 
-from harness.config import runtime
-from harness.data import DATASETS
-from harness.data.base import (DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace, Record,
-                               SemanticDataset)
-from harness.data.classnames import ADE20K_CLASSES
-from harness.data.layout import by_key, list_files, pair, require_dir, require_nonempty, resolve_root
+from harness.core.config import runtime
+from harness.core.data import DATASETS
+from harness.core.data.base import (DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace,
+                                    Record, SemanticDataset)
+from harness.core.data.classnames import ADE20K_CLASSES
+from harness.core.data.layout import (by_key, list_files, pair, require_dir, require_nonempty,
+                                      resolve_root)
 
 NUM_CLASSES = 150
 IGNORE = 255

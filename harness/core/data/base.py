@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from harness.config import runtime
+from harness.core.config import runtime
 
 
 class DatasetError(ValueError):
@@ -157,9 +157,9 @@ def collate(samples: list[dict]) -> Batch:
 
 # The machinery below needs the readers and transforms, which import the contract classes above;
 # importing them here (after those classes exist) keeps the import graph acyclic.
-from harness.data import imageio as _io  # noqa: E402
-from harness.data import transforms as _tf  # noqa: E402
-from harness.data.edges import instance_edges  # noqa: E402
+from harness.core.data import imageio as _io  # noqa: E402
+from harness.core.data import transforms as _tf  # noqa: E402
+from harness.core.data.edges import instance_edges  # noqa: E402
 
 
 def describe_ids(valid: np.ndarray, dontcare: int | None = None) -> str:
@@ -182,7 +182,7 @@ def describe_ids(valid: np.ndarray, dontcare: int | None = None) -> str:
 
 
 class SemanticDataset(torch.utils.data.Dataset):
-    """Base class of all datasets (registered in ``harness.data.DATASETS``).
+    """Base class of all datasets (registered in ``harness.core.data.DATASETS``).
 
     Subclasses set ``name``, ``Options`` and ``default_protocol`` and implement ``scan`` (list
     and validate the split's files), ``info`` and ``label_space``; datasets whose raw label ids

@@ -12,11 +12,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from harness.config import runtime
-from harness.data import DATASETS
-from harness.data.base import (DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace, Record,
-                               SemanticDataset)
-from harness.data.layout import by_key, list_files, pair, require_dir, require_nonempty, resolve_root
+from harness.core.config import runtime
+from harness.core.data import DATASETS
+from harness.core.data.base import (DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace,
+                                    Record, SemanticDataset)
+from harness.core.data.layout import (by_key, list_files, pair, require_dir, require_nonempty,
+                                      resolve_root)
 
 # cityscapesScripts labels table: (name, labelId, trainId); trainId 255 / -1 = not evaluated.
 LABELS: tuple[tuple[str, int, int], ...] = (

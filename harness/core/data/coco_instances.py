@@ -9,7 +9,7 @@ are rasterised with PIL (boundary pixels included, clipped at the image border i
 wrapping around), and maps whose values exceed 255 are stored as 16-bit PNGs instead of
 overflowing.
 
-    python -m harness.data.coco_instances --annotations annotations/instances_val2017.json \\
+    python -m harness.core.data.coco_instances --annotations annotations/instances_val2017.json \\
         --labels datasets/coco_stuff/val_label --out datasets/coco_stuff/val_inst
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from harness.data.base import DatasetError
-from harness.data.imageio import encode_png_ids, ids_to_array, open_ids, write_bytes
+from harness.core.data.base import DatasetError
+from harness.core.data.imageio import encode_png_ids, ids_to_array, open_ids, write_bytes
 
 
 def instance_map(label: np.ndarray, annotations: Iterable[dict]) -> np.ndarray:
@@ -99,7 +99,7 @@ def build_instance_maps(annotation_file: str | Path, label_dir: str | Path, out_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.data.coco_instances",
+    parser = argparse.ArgumentParser(prog="python -m harness.core.data.coco_instances",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--annotations", required=True,
                         help="COCO instances_{train,val}2017.json")

@@ -6,7 +6,7 @@ Two layouts are read (``layout: auto`` picks whichever exists):
   ``{train,val}_inst/*.png`` and, for training, the optional ``*_portrait`` folders;
 * ``stuffthingmaps``: the official downloads ``images/{train2017,val2017}/*.jpg`` and
   ``stuffthingmaps/{train2017,val2017}/*.png``, with instance maps (optional) in
-  ``instances/{train2017,val2017}/*.png`` as written by :mod:`harness.data.coco_instances`.
+  ``instances/{train2017,val2017}/*.png`` as written by :mod:`harness.core.data.coco_instances`.
 
 Evaluation ('cocostuff-182') is the identity on 0..181 with 255 ignored.
 """
@@ -17,12 +17,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from harness.config import runtime
-from harness.data import DATASETS
-from harness.data.base import (DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace, Record,
-                               SemanticDataset)
-from harness.data.classnames import COCO_STUFF_CLASSES
-from harness.data.layout import by_key, list_files, pair, require_dir, require_nonempty, resolve_root
+from harness.core.config import runtime
+from harness.core.data import DATASETS
+from harness.core.data.base import (DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace,
+                                    Record, SemanticDataset)
+from harness.core.data.classnames import COCO_STUFF_CLASSES
+from harness.core.data.layout import (by_key, list_files, pair, require_dir, require_nonempty,
+                                      resolve_root)
 
 NUM_CLASSES = 182
 IGNORE = 255
@@ -35,7 +36,7 @@ LAYOUT = """\
     <root>/images/{train2017,val2017}/<id>.jpg                (http://images.cocodataset.org/zips/)
     <root>/stuffthingmaps/{train2017,val2017}/<id>.png        (stuffthingmaps_trainval2017.zip)
     <root>/instances/{train2017,val2017}/<id>.png             (optional; build them with
-        python -m harness.data.coco_instances from annotations/instances_<split>2017.json)
+        python -m harness.core.data.coco_instances from annotations/instances_<split>2017.json)
   label maps: 8-bit, values 0..181 (class id - 1) and 255 (unlabeled)"""
 
 

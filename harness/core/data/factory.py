@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.data.base import DatasetOptions, SemanticDataset
+from harness.core.data.base import DatasetOptions, SemanticDataset
 
 
 def build_dataset(spec_name: str, options: DatasetOptions | dict[str, Any] | None = None,
@@ -12,8 +12,8 @@ def build_dataset(spec_name: str, options: DatasetOptions | dict[str, Any] | Non
 
     ``options`` may be the dataset's Options instance, a mapping (validated strictly like a
     config section, e.g. ``{"root": "...", "max_images": 8}``) or None for the defaults."""
-    from harness.config import from_dict
-    from harness.data import DATASETS
+    from harness.core.config import from_dict
+    from harness.core.data import DATASETS
 
     cls = DATASETS.get(spec_name)
     if options is None:

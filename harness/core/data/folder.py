@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from harness.data import DATASETS
-from harness.data.base import (DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace, Record,
-                               SemanticDataset)
-from harness.data.layout import (IMAGE_SUFFIXES, by_key, list_files, pair, require_dir,
-                                 require_nonempty, resolve_root)
+from harness.core.data import DATASETS
+from harness.core.data.base import (DatasetError, DatasetInfo, DatasetOptions, EvalLabelSpace,
+                                    Record, SemanticDataset)
+from harness.core.data.layout import (IMAGE_SUFFIXES, by_key, list_files, pair, require_dir,
+                                      require_nonempty, resolve_root)
 
 IGNORE = 255
 MAX_CLASSES = 255
@@ -55,7 +55,7 @@ def load_class_spec(path: Path) -> ClassSpec:
         raise DatasetError(f"missing {path}: a folder dataset names its classes there, e.g.\n"
                            "  classes: [sky, grass, road]\n  dontcare: 255   # optional\n"
                            f"Expected layout:\n{LAYOUT}")
-    from harness.strict_yaml import DuplicateKeyError, safe_load
+    from harness.core.strict_yaml import DuplicateKeyError, safe_load
     try:
         data = safe_load(path.read_text())
     except DuplicateKeyError as exc:

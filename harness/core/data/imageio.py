@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.data.base import DatasetError
-from harness.io import atomic_write
+from harness.core.data.base import DatasetError
+from harness.core.io import atomic_write
 
 # Single-channel modes whose pixel values are the stored ids.
 _ID_MODES = {"L", "P", "I", "I;16", "I;16B", "I;16L", "1"}

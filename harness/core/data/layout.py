@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable
 
-from harness.data.base import DatasetError, Record
+from harness.core.data.base import DatasetError, Record
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _SHOWN = 8

@@ -8,7 +8,7 @@ id (the Cityscapes convention).
 
 Sample i of a split is a pure function of (generation_seed, split, i). A generated copy is
 written once into ``<cache_root>/datasets/synthetic/<hash of the generation options>/`` in the
-folder layout (see :mod:`harness.data.folder`): first into a private temp folder, then renamed
+folder layout (see :mod:`harness.core.data.folder`): first into a private temp folder, then renamed
 atomically, so several processes (DDP ranks) can start at once and never see half a dataset.
 """
 from __future__ import annotations
@@ -26,13 +26,13 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw
 
-from harness.config import runtime
-from harness.data import DATASETS
-from harness.data.base import DatasetError, DatasetOptions
-from harness.data.folder import FolderDataset
-from harness.data.imageio import encode_png_ids, encode_png_rgb
-from harness.io import atomic_write_json, atomic_write_text
-from harness.paths import cache_root
+from harness.core.config import runtime
+from harness.core.data import DATASETS
+from harness.core.data.base import DatasetError, DatasetOptions
+from harness.core.data.folder import FolderDataset
+from harness.core.data.imageio import encode_png_ids, encode_png_rgb
+from harness.core.io import atomic_write_json, atomic_write_text
+from harness.core.paths import cache_root
 
 GENERATOR_VERSION = 1   # bump when the pictures change, so old cached copies are not reused
 STUFF = ("sky", "grass", "water", "road", "wall")

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.data.base import DatasetError, DatasetOptions
+from harness.core.data.base import DatasetError, DatasetOptions
 
 FILTERS = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST,
            "lanczos": Image.LANCZOS, "box": Image.BOX, "hamming": Image.HAMMING}

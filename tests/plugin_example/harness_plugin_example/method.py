@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.data.base import Batch, DatasetInfo
+from harness.core.data.base import Batch, DatasetInfo
 from methods.base import Method, Nets, Phase, Runtime, semantic_input, to_uint8
 
 
