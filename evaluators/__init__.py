@@ -1,12 +1,11 @@
 """Evaluators: FID/KID (torch-fidelity), LPIPS diversity (lpips), mIoU / pixel accuracy with
-segmenters, all under one hashed protocol; plus the weight-file resolution every network uses.
+segmenters, all under one hashed protocol. They build on the foundation (harness.core: weight-file
+resolution, the metrics-record schema in harness.core.records) and never import methods/.
 
 Public entry points (imported lazily, so ``import evaluators`` stays cheap):
 
 - :func:`evaluators.protocol.load_protocol`, :func:`~evaluators.protocol.list_protocols`
 - :func:`evaluators.evaluate.evaluate_images`, :func:`~evaluators.pairing.pair_images`
-- :func:`harness.core.records.combine_seeds`, :func:`~harness.core.records.write_record`,
-  :data:`~harness.core.records.METRICS`
 """
 from __future__ import annotations
 
@@ -18,8 +17,6 @@ _EXPORTS = {
     "evaluate_images": "evaluators.evaluate", "EvaluationError": "evaluators.evaluate",
     "select_records": "evaluators.evaluate", "diversity_keys": "evaluators.evaluate",
     "pair_images": "evaluators.pairing", "PairingError": "evaluators.pairing",
-    "combine_seeds": "harness.core.records", "write_record": "harness.core.records",
-    "read_metrics": "harness.core.records", "METRICS": "harness.core.records",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -273,7 +273,7 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _load_cfg(args: argparse.Namespace, method: str | None = None):
-    from harness.core.config import load_experiment
+    from harness.experiment import load_experiment
 
     return load_experiment(method if method is not None else args.method, args.dataset,
                            config_files=args.config, overrides=args.overrides)

@@ -457,7 +457,7 @@ def refresh_leaderboard(runs_dir: str | Path | Sequence[str | Path], results_dir
                         formats: Sequence[str] = ("csv", "md", "latex"),
                         published: bool = True) -> list[Path]:
     """Rewrite results/leaderboard.* from every metrics.json under the runs folder(s)."""
-    from harness.results import leaderboard as lb
+    from harness.results import build as lb
 
     paths = [runs_dir] if isinstance(runs_dir, (str, Path)) else list(runs_dir)
     return lb.write_leaderboard([Path(p) for p in paths], Path(results_dir),

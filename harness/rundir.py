@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness.core.records import METRICS_FILE
-from harness.core.config import ConfigError, ExperimentConfig, load_resolved
+from harness.core.config import ConfigError, ExperimentConfig
+from harness.experiment import load_resolved
 from harness.interrupt import stop_signals_raise, was_interrupted
 from harness.core.io import OutputError, atomic_write_json, atomic_write_text, read_json
 

@@ -39,7 +39,8 @@ def make_cfg(train: dict | None = None, method: dict | None = None, *, dataset: 
              method_name: str = METHOD, size: int = 16):
     """``method_name`` (default: the example plugin, at METHOD_DEFAULTS) on ``size`` px synthetic
     scenes, with TRAIN_DEFAULTS updated by ``train``."""
-    from harness.core.config import TrainConfig, load_experiment
+    from harness.core.config import TrainConfig
+    from harness.experiment import load_experiment
 
     t = {**TRAIN_DEFAULTS, **(train or {})}
     if "tensorboard" not in TrainConfig.__dataclass_fields__:
@@ -243,7 +244,7 @@ def read_log(run_dir: Path) -> list[dict]:
 
 # --------------------------------------------------------------------------------------------
 def _main(argv: list[str]) -> int:
-    from harness.core.config import load_resolved
+    from harness.experiment import load_resolved
     from harness.train import TrainingError, train
 
     cfg_file, run_dir = Path(argv[0]), Path(argv[1])

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from _ccfpse_helpers import preset_config, scene_batch, tiny_config, tiny_info
-from harness.core.config import ConfigError, from_dict, load_experiment
+from harness.core.config import ConfigError, from_dict
+from harness.experiment import load_experiment
 from harness.core.data import build_dataset_from_config, collate
 from methods import METHODS
 from methods.base import Nets, NotSupported, StepPolicy, run_phases

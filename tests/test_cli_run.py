@@ -70,7 +70,7 @@ def toy_run(work, registered_toy):
 
 def test_run_directory_layout_and_records(plugin_run, work):
     rd = Path(plugin_run["run_dir"])
-    from harness.core.config import load_resolved
+    from harness.experiment import load_resolved
     cfg = load_resolved(rd / "config.yaml")
     assert rd == work["runs"] / "synthetic" / PLUGIN / f"{PLUGIN}-synthetic-{cfg.hash()[:10]}"
     assert plugin_run["run_id"] == rd.name
@@ -341,7 +341,7 @@ def test_import_official_round_trip_scores_the_released_weights(tmp_path):
     import torch
     from PIL import Image
 
-    from harness.core.config import load_experiment
+    from harness.experiment import load_experiment
     from harness.core.data import build_dataset_from_config
     from harness.generate import image_generator
     from methods import METHODS

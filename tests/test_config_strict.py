@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from harness.core.config import ConfigError, load_experiment, load_resolved
+from harness.core.config import ConfigError
+from harness.experiment import load_experiment, load_resolved
 from harness.rundir import RunDir, default_run_id
 from harness.run import prepare_run
 

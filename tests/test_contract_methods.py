@@ -7,7 +7,8 @@ import copy
 import pytest
 import torch
 
-from harness.core.config import CONFIGS_ROOT, load_experiment
+from harness.core.config import CONFIGS_ROOT
+from harness.experiment import load_experiment
 from harness.core.data import build_dataset_from_config, collate
 from methods import METHODS
 from methods.base import Runtime

@@ -168,7 +168,7 @@ def test_other_architecture_state_is_rejected():
 # --- the generate check is about batch dependence, not about kernel rounding ----------------------
 def _synthetic_method(name: str):
     import copy
-    from harness.core.config import load_experiment
+    from harness.experiment import load_experiment
     from harness.core.data import build_dataset_from_config, collate
     from methods import METHODS
     from methods.base import Runtime

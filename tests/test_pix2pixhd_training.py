@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.core.config import load_experiment
+from harness.experiment import load_experiment
 from harness.core.data.base import collate
 from harness.core.data.factory import build_dataset_from_config
 from methods import METHODS

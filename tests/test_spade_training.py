@@ -3,7 +3,7 @@ methods.base.run_phases on the built-in synthetic dataset: the losses move the w
 early on (the discriminator separates, the generator's adversarial loss rises)."""
 import torch
 
-from harness.core.config import load_experiment
+from harness.experiment import load_experiment
 from harness.core.data.base import collate
 from harness.core.data.factory import build_dataset_from_config
 from methods import METHODS

@@ -12,7 +12,9 @@ Every YAML file has the same top-level sections (``name``, ``method``, ``dataset
 The merged mapping is validated against dataclasses: an unknown or mistyped key is an error that
 names the key and the file (or ``--set``) it came from. ``method`` and ``dataset`` sections are
 validated against the ``Config`` / ``Options`` dataclass of the registered method / dataset, so
-plugins get the same strictness.
+plugins get the same strictness. This module is part of the foundation and does not know which
+methods and datasets exist: the caller passes ``section_type``, a registry lookup (the
+orchestration's :mod:`harness.experiment` passes the METHODS / DATASETS registries).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Callable, Literal, Union, get_args, get_origin
 
 import yaml
 
@@ -393,17 +395,14 @@ class ExperimentConfig:
         return header + yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _method_config_cls(name: str) -> type:
-    from methods import METHODS  # local import: methods import harness.core.config
-    return METHODS.get(name).Config
+# (section, name) -> the dataclass that validates the section: section_type("method", "spade") is
+# the registered method's Config, section_type("dataset", "ade20k") the dataset's Options; an
+# unknown name raises RegistryError.
+SectionType = Callable[[str, str], type]
 
 
-def _dataset_options_cls(name: str) -> type:
-    from harness.core.data import DATASETS
-    return DATASETS.get(name).Options
-
-
-def build_experiment(data: dict, prov: Provenance, sources: list[str] | None = None) -> ExperimentConfig:
+def build_experiment(data: dict, prov: Provenance, sources: list[str] | None = None, *,
+                     section_type: SectionType) -> ExperimentConfig:
     """Validate a merged mapping into an ExperimentConfig."""
     from harness.core.registry import RegistryError
 
@@ -420,11 +419,11 @@ def build_experiment(data: dict, prov: Provenance, sources: list[str] | None = N
     d = dict(data["dataset"])
     m_name, d_name = m.pop("name"), d.pop("name")
     try:
-        m_cls = _method_config_cls(m_name)
+        m_cls = section_type("method", m_name)
     except RegistryError as exc:
         raise ConfigError(f"{prov.source('method.name')}: {exc}") from None
     try:
-        d_cls = _dataset_options_cls(d_name)
+        d_cls = section_type("dataset", d_name)
     except RegistryError as exc:
         raise ConfigError(f"{prov.source('dataset.name')}: {exc}") from None
     method_cfg = from_dict(m_cls, m, prov=prov, prefix="method.")
@@ -441,7 +440,8 @@ def build_experiment(data: dict, prov: Provenance, sources: list[str] | None = N
 
 def load_experiment(method: str | None = None, dataset: str | None = None, *,
                     config_files: list[str | Path] = (), overrides: list[str] = (),
-                    configs_root: Path | None = None) -> ExperimentConfig:
+                    configs_root: Path | None = None,
+                    section_type: SectionType) -> ExperimentConfig:
     """Resolve the layered configuration for (method, dataset) and validate it strictly."""
     root = Path(configs_root) if configs_root is not None else CONFIGS_ROOT
     prov = Provenance()
@@ -487,11 +487,11 @@ def load_experiment(method: str | None = None, dataset: str | None = None, *,
         key, value = parse_override(text)
         data = apply_override(data, key, value, prov)
         sources.append(f"--set {text}")
-    return build_experiment(data, prov, sources)
+    return build_experiment(data, prov, sources, section_type=section_type)
 
 
-def load_resolved(path: str | Path) -> ExperimentConfig:
+def load_resolved(path: str | Path, *, section_type: SectionType) -> ExperimentConfig:
     """Load a run directory's resolved config.yaml (a single, complete layer)."""
     prov = Provenance()
     data = deep_merge({}, load_yaml(path), prov, str(path))
-    return build_experiment(data, prov, [str(path)])
+    return build_experiment(data, prov, [str(path)], section_type=section_type)

@@ -367,10 +367,3 @@ def build_tables(records: Iterable[Record], published: Iterable[PublishedRow] = 
         pub = tuple(published_row(p) for p in pub_by_dataset.get(k, []))
         sections.append(DatasetSection(names[k], tables, pub))
     return Leaderboard(tuple(sections), n_records=len(records), spreads=frozenset(spreads))
-
-
-def write_leaderboard(*args, **kwargs):
-    """Build and write the leaderboard files (see :func:`harness.results.build.write_leaderboard`;
-    imported lazily because the writers import this module)."""
-    from harness.results.build import write_leaderboard as write
-    return write(*args, **kwargs)

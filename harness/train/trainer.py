@@ -127,7 +127,8 @@ def restore_method(run_dir: str | Path, cfg: ExperimentConfig | None = None, *,
 # Helpers
 # --------------------------------------------------------------------------------------------
 def _config_of(run_dir: Path, path: Path, state: dict) -> ExperimentConfig:
-    from harness.core.config import Provenance, build_experiment, load_resolved
+    from harness.core.config import Provenance
+    from harness.experiment import build_experiment, load_resolved
 
     resolved = run_dir / "config.yaml"
     if resolved.is_file():

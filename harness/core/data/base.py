@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from harness.core.config import runtime
-
-
-class DatasetError(ValueError):
-    """Bad dataset layout or file; the message names the path and what was expected."""
+from harness.core.data import imageio as _io
+from harness.core.data import transforms as _tf
+from harness.core.data.edges import instance_edges
+from harness.core.data.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -153,13 +153,6 @@ def collate(samples: list[dict]) -> Batch:
     index = torch.tensor([s["index"] for s in samples]) if "index" in samples[0] else None
     return Batch(label=stack("label"), image=stack("image"), key=[s["key"] for s in samples],
                  instance=stack("instance"), edge=stack("edge"), index=index)
-
-
-# The machinery below needs the readers and transforms, which import the contract classes above;
-# importing them here (after those classes exist) keeps the import graph acyclic.
-from harness.core.data import imageio as _io  # noqa: E402
-from harness.core.data import transforms as _tf  # noqa: E402
-from harness.core.data.edges import instance_edges  # noqa: E402
 
 
 def describe_ids(valid: np.ndarray, dontcare: int | None = None) -> str:

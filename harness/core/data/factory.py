@@ -1,9 +1,21 @@
-"""Building a dataset from its registered name, or from an experiment configuration."""
+"""The dataset registry, and building a dataset from its registered name or from an experiment
+configuration."""
 from __future__ import annotations
 
 from typing import Any
 
 from harness.core.data.base import DatasetOptions, SemanticDataset
+from harness.core.registry import Registry
+
+
+def _validate(name, cls):
+    if not (isinstance(cls, type) and issubclass(cls, SemanticDataset)):
+        raise TypeError(f"dataset {name!r} must be a SemanticDataset subclass, got {cls!r}")
+
+
+DATASETS: Registry[type[SemanticDataset]] = Registry(
+    "dataset", builtin_packages=("harness.core.data",), entry_point_group="harness.datasets",
+    validate=_validate)
 
 
 def build_dataset(spec_name: str, options: DatasetOptions | dict[str, Any] | None = None,
@@ -13,7 +25,6 @@ def build_dataset(spec_name: str, options: DatasetOptions | dict[str, Any] | Non
     ``options`` may be the dataset's Options instance, a mapping (validated strictly like a
     config section, e.g. ``{"root": "...", "max_images": 8}``) or None for the defaults."""
     from harness.core.config import from_dict
-    from harness.core.data import DATASETS
 
     cls = DATASETS.get(spec_name)
     if options is None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.core.data.base import DatasetError
+from harness.core.data.errors import DatasetError
 from harness.core.io import atomic_write
 
 # Single-channel modes whose pixel values are the stored ids.

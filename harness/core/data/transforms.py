@@ -26,12 +26,16 @@ none                   keep the size                                      same
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
-from harness.core.data.base import DatasetError, DatasetOptions
+from harness.core.data.errors import DatasetError
+
+if TYPE_CHECKING:  # annotations only: base imports this module
+    from harness.core.data.base import DatasetOptions
 
 FILTERS = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST,
            "lanczos": Image.LANCZOS, "box": Image.BOX, "hamming": Image.HAMMING}
