@@ -34,7 +34,8 @@ def load_experiment(method: str | None = None, dataset: str | None = None, *,
                                   configs_root=configs_root, section_type=section_type)
 
 
-def build_experiment(data: dict, prov: Provenance, sources: list[str] | None = None) -> ExperimentConfig:
+def build_experiment(data: dict, prov: Provenance,
+                     sources: list[str] | None = None) -> ExperimentConfig:
     """Validate a merged mapping into an ExperimentConfig."""
     return config.build_experiment(data, prov, sources, section_type=section_type)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from _cli_helpers import call_main
-from harness.core.config import ConfigError, load_experiment
+from harness.core.config import ConfigError
+from harness.experiment import load_experiment
 from harness.core.data import DatasetError, build_dataset
 
 PLUGIN = "example-pix2pix"

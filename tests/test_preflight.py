@@ -110,7 +110,7 @@ def test_train_checks_the_files_training_needs_before_building(offline):
 def test_declared_needs_of_methods_and_protocols():
     from evaluators.protocol import load_protocol
     from evaluators.requirements import protocol_weight_needs
-    from harness.core.config import load_experiment
+    from harness.experiment import load_experiment
     from methods import METHODS
 
     def needs(method, *sets):
