@@ -112,8 +112,9 @@ def _generate(method: Method, batch: Batch, gens, rows: Sequence[int] | None = N
 
 
 def calibrate_running_statistics(method: Method, batch: Batch, gens=None) -> int:
-    """Set the running mean / variance of every norm layer that keeps them to the statistics of
-    its own input on ``batch``, in one eval-mode generation pass; returns how many were set.
+    """Set the running mean of every norm layer that keeps running statistics to the mean of its
+    own input on ``batch``, and its running variance to that input's variance + 1, in one
+    eval-mode generation pass; returns how many layers were set.
 
     Why: a freshly built network still has running statistics (0, 1), so in eval mode nothing
     normalises its activations; in the tiny SPADE they reach ~1e13 before tanh. There, a
@@ -121,7 +122,9 @@ def calibrate_running_statistics(method: Method, batch: Batch, gens=None) -> int
     CPU ISA and thread count) flips saturated pixels from -1 to +1, which says nothing about
     batch independence. Each layer is set from its input as the pass reaches it, so every layer
     downstream already sees calibrated activations: the network is then well-conditioned, as a
-    trained one is. The statistics are then frozen, so they cannot carry batch dependence."""
+    trained one is. The + 1 keeps any layer from amplifying: a nearly constant channel divided by
+    sqrt(eps) would magnify last-bit differences some 300-fold and turn them into rounding flips.
+    The statistics are then frozen, so they cannot carry batch dependence."""
     norms = [m for net in method.networks().values() for m in net.modules()
              if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats
              and m.running_mean is not None]
@@ -130,7 +133,7 @@ def calibrate_running_statistics(method: Method, batch: Batch, gens=None) -> int
         x = args[0].detach().float()
         dims = [0] + list(range(2, x.dim()))
         module.running_mean.copy_(x.mean(dims))
-        module.running_var.copy_(x.var(dims, unbiased=False))
+        module.running_var.copy_(x.var(dims, unbiased=False) + 1.0)
 
     hooks = [m.register_forward_pre_hook(set_from_input) for m in norms]
     try:
