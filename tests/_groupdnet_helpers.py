@@ -49,7 +49,7 @@ def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def tiny_info(label_nc: int = 4, instances: bool = True, size=(32, 32)) -> DatasetInfo:
+def tiny_info(label_nc: int = 4, instances: bool = True, size=(64, 64)) -> DatasetInfo:
     return DatasetInfo("toy", label_nc, False, instances, tuple(f"c{i}" for i in range(label_nc)),
                        tuple(size))
 

@@ -75,6 +75,11 @@ class GroupEncoder(nn.Module):
         if nef_per_class < 1:
             raise ValueError(f"nef_per_class must be >= 1, got {nef_per_class}")
         self.classes, self.crop_size = classes, tuple(crop_size)
+        if latent[0] * latent[1] < 2:
+            # InstanceNorm needs more than one value per channel
+            raise ValueError(f"GroupDNet encoder: the latent grid {latent[0]}x{latent[1]} is too "
+                             "small (InstanceNorm needs at least 2 positions); use images of at "
+                             "least 64x64 with num_upsampling_layers 'normal' (128x128 with 'more')")
         self.n_layers = encoder_layers(self.crop_size, latent)
         nef = classes * nef_per_class
         chans = [3 * classes] + [nef * min(2 ** i, 8) for i in range(self.n_layers)]

@@ -240,9 +240,11 @@ class GroupDNet(Method):
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[0] != label.shape[0]:
             raise ValueError(f"image must be [N,3,H,W] in [-1,1] with one image per label map, "
                              f"got {tuple(image.shape)} for {label.shape[0]} label maps")
-        semantics = self.semantics(label, instance, edge)
+        # the encoder sees the class masks only (never the edge map): instance / edge are accepted
+        # for symmetry with generate_from_codes and not needed
+        onehot = semantic_input(label.to(self.device), self.classes)
         with eval_mode(self.nets["E"]):
-            mu, logvar = self._posterior(self.nets["E"], semantics, image)
+            mu, logvar = self._posterior(self.nets["E"], onehot, image)
         z = reparameterize(mu, logvar, generator) if sample else mu
         return z.reshape(label.shape[0], *self.code_shape)
 
@@ -259,8 +261,8 @@ class GroupDNet(Method):
                             instance: torch.Tensor | None = None,
                             edge: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 [N, 3, H, W] from class codes [N, C, 8, h, w] (or z [N, 8C, h, w])."""
+        z = self._codes_to_z(codes.to(self.device), label.shape[0])
         semantics = self.semantics(label, instance, edge)
-        z = self._codes_to_z(codes.to(semantics.device), label.shape[0])
         with eval_mode(self.nets["G"]):
             return to_uint8(self.nets["G"](semantics, z))
 
