@@ -119,3 +119,27 @@ def test_indivisible_widths_are_one_clear_error():
     # the method reports it at construction, naming the option
     with pytest.raises(ScheduleError, match="groups"):
         GroupDNet(tiny_config(groups=(4, 3, 3, 3, 3, 3, 3)), tiny_info())
+
+
+@pytest.mark.parametrize("dataset,G", [("cityscapes", 76_501_358), ("ade20k", 68_326_847)])
+def test_the_presets_are_the_official_configurations(dataset, G):
+    from harness.config import load_experiment
+    from methods.groupdnet.method import build_networks
+    cfg = load_experiment("groupdnet", dataset).method.config
+    with torch.device("meta"):
+        nets = build_networks(cfg, official_info(dataset))
+    assert count(nets["G"]) == G
+    assert count(nets["E"]) == count(official_networks(dataset)["E"])
+
+
+def test_the_coco_stuff_preset_uses_the_rule_and_interleaved_edges():
+    from harness.config import load_experiment
+    from harness.data.base import DatasetInfo
+    from methods.groupdnet.method import build_networks
+    cfg = load_experiment("groupdnet", "coco-stuff").method.config
+    info = DatasetInfo("coco-stuff", 182, True, True, tuple(f"c{i}" for i in range(182)), (256, 256))
+    with torch.device("meta"):
+        nets = build_networks(cfg, info)
+    assert nets["G"].plan_groups == (183, 16, 16, 8, 4, 2, 1)
+    assert nets["G"].head_0.norm_0.mlp_shared[0].in_channels == 2 * 183
+    assert nets["D"].discriminator_0.model0[0].in_channels == 183 + 1 + 3
