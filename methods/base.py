@@ -298,6 +298,29 @@ class Method:
     def supports_style_encoding(self) -> bool:
         return type(self).encode_style is not Method.encode_style
 
+    # class-wise control (GroupDNet): one latent code per semantic class ------------------------
+    # codes are [N, C, K, h, w]: C one-hot label channels, K latent channels per class on the
+    # method's latent grid. Methods without per-class codes keep these defaults (NotSupported).
+    def encode_class_codes(self, image: torch.Tensor, label: torch.Tensor, *,
+                           instance: torch.Tensor | None = None, edge: torch.Tensor | None = None,
+                           generator: torch.Generator | Sequence[torch.Generator] | None = None,
+                           sample: bool = False) -> torch.Tensor:
+        raise NotSupported(f"class-wise codes are not supported by {self.name!r}")
+
+    def sample_class_codes(self, label: torch.Tensor, generator: torch.Generator | Sequence[
+                               torch.Generator] | None = None, *, base: torch.Tensor | None = None,
+                           classes: Sequence[int] | None = None) -> torch.Tensor:
+        raise NotSupported(f"class-wise codes are not supported by {self.name!r}")
+
+    def generate_from_codes(self, label: torch.Tensor, codes: torch.Tensor, *,
+                            instance: torch.Tensor | None = None,
+                            edge: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotSupported(f"class-wise codes are not supported by {self.name!r}")
+
+    @property
+    def supports_classwise_codes(self) -> bool:
+        return type(self).generate_from_codes is not Method.generate_from_codes
+
     def import_official(self, paths: Mapping[str, str | Path]) -> ImportReport:
         """Load checkpoints released by the method's authors (e.g. {'G': 'latest_net_G.pth'})."""
         raise NotSupported(f"method {self.name!r} has no importer for official checkpoints")
@@ -340,7 +363,8 @@ class Method:
 
     def capabilities(self) -> dict[str, bool]:
         return {"multimodal": self.multimodal, "encode_style": self.supports_style_encoding,
-                "import_official": self.supports_official_import}
+                "import_official": self.supports_official_import,
+                "classwise": self.supports_classwise_codes}
 
 
 # --------------------------------------------------------------------------------------------

@@ -201,7 +201,8 @@ def test_generation_modes():
         m.generate(batch.label, edge=batch.edge, z=torch.zeros(3, 5))
     with pytest.raises(ValueError, match="instance"):
         m.generate(batch.label)                         # this dataset has instances: edge needed
-    assert m.capabilities() == {"multimodal": True, "encode_style": True, "import_official": True}
+    assert m.capabilities() == {"multimodal": True, "encode_style": True, "import_official": True,
+                                "classwise": False}
 
 
 def test_deterministic_variant():
@@ -209,7 +210,8 @@ def test_deterministic_variant():
     label = scene_batch(2, (64, 64), edges=False).label
     a = m.generate(label, generator=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)])
     assert torch.equal(a, m.generate(label))
-    assert m.capabilities() == {"multimodal": False, "encode_style": False, "import_official": True}
+    assert m.capabilities() == {"multimodal": False, "encode_style": False, "import_official": True,
+                                "classwise": False}
     with pytest.raises(NotSupported):
         m.generate(label, style_image=torch.zeros(2, 3, 64, 64))
     with pytest.raises(NotSupported):
