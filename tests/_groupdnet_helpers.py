@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from harness.data.base import DatasetInfo
+from harness.core.data.base import DatasetInfo
 from methods.groupdnet.method import GroupDNetConfig, build_networks
 
 REPO = Path(__file__).resolve().parent.parent

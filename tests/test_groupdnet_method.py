@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.config import load_experiment
-from harness.data import build_dataset_from_config, collate
+from harness.experiment import load_experiment
+from harness.core.data import build_dataset_from_config, collate
 from methods import METHODS
 from methods.base import NotSupported, Runtime
 from methods.groupdnet.cg_norm import interleave_edges

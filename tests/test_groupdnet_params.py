@@ -123,7 +123,7 @@ def test_indivisible_widths_are_one_clear_error():
 
 @pytest.mark.parametrize("dataset,G", [("cityscapes", 76_501_358), ("ade20k", 68_326_847)])
 def test_the_presets_are_the_official_configurations(dataset, G):
-    from harness.config import load_experiment
+    from harness.experiment import load_experiment
     from methods.groupdnet.method import build_networks
     cfg = load_experiment("groupdnet", dataset).method.config
     with torch.device("meta"):
@@ -133,8 +133,8 @@ def test_the_presets_are_the_official_configurations(dataset, G):
 
 
 def test_the_coco_stuff_preset_uses_the_rule_and_interleaved_edges():
-    from harness.config import load_experiment
-    from harness.data.base import DatasetInfo
+    from harness.experiment import load_experiment
+    from harness.core.data.base import DatasetInfo
     from methods.groupdnet.method import build_networks
     cfg = load_experiment("groupdnet", "coco-stuff").method.config
     info = DatasetInfo("coco-stuff", 182, True, True, tuple(f"c{i}" for i in range(182)), (256, 256))

@@ -33,8 +33,8 @@ from typing import Literal, Mapping, Sequence
 import torch
 from torch import nn
 
-from harness.config import runtime
-from harness.data.base import Batch, DatasetInfo
+from harness.core.config import runtime
+from harness.core.data.base import Batch, DatasetInfo
 from methods import register_method
 from methods.base import (ImportReport, Method, Nets, Phase, Runtime, randn_per_sample,
                           semantic_input, to_uint8)

@@ -38,7 +38,7 @@ def official_state(method: "GroupDNet", name: str) -> dict[str, torch.Tensor]:
 
 def export_official(method: "GroupDNet", directory: str | Path) -> dict[str, Path]:
     """Write latest_net_{G,D,E}.pth in the official layout (loadable by the SMIS code)."""
-    from harness.io import atomic_torch_save
+    from harness.core.io import atomic_torch_save
     directory = Path(directory)
     return {name: atomic_torch_save(directory / FILES[name], official_state(method, name))
             for name in NETWORKS}
