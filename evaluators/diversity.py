@@ -10,10 +10,8 @@ torchvision state_dict resolved by :mod:`harness.core.weights` into the lpips sl
 torchvision's ``features`` indices (alex: slices [0:2] [2:5] [5:8] [8:10] [10:12]; vgg16:
 [0:4] [4:9] [9:16] [16:23] [23:30]).
 
-mCSD / mOCD (GroupDNet, CVPR'20): pairs of images that differ only in class c's latent code;
-mCSD = LPIPS inside the region of class c (higher = the code controls its class), mOCD = LPIPS
-outside it (lower = the code leaves other classes alone); each is a spatial LPIPS map averaged
-over the region, then averaged over pairs of a class, then over classes.
+The masked (spatial) LPIPS of a pair of images, :func:`masked_lpips`, is the building block of
+GroupDNet's mCSD / mOCD (see :mod:`evaluators.classwise`).
 """
 from __future__ import annotations
 
@@ -141,38 +139,3 @@ def masked_lpips(spatial_model: torch.nn.Module, image_a: torch.Tensor, image_b:
     m = mask.to(device=device, dtype=dist.dtype)[:, None]
     area = m.sum(dim=(1, 2, 3))
     return ((dist * m).sum(dim=(1, 2, 3)) / area).cpu().double()
-
-
-def class_specific_diversity(spatial_model: torch.nn.Module, pairs: Iterable[ClassPair], *,
-                             batch_size: int = 8) -> dict:
-    """mCSD (in-class LPIPS, higher = better) and mOCD (other regions, lower = better).
-
-    Returns ``{"mcsd", "mocd", "per_class": {class_id: {"csd", "ocd", "pairs"}}}``; pairs whose
-    mask is empty (or covers the whole image, for OCD) do not count.
-    """
-    pairs = list(pairs)
-    if not pairs:
-        raise ValueError("class_specific_diversity needs at least one ClassPair")
-    csd: dict[int, list[float]] = {}
-    ocd: dict[int, list[float]] = {}
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
-        a = torch.stack([p.image_a for p in chunk])
-        b = torch.stack([p.image_b for p in chunk])
-        mask = torch.stack([p.mask.bool() for p in chunk])
-        inside = masked_lpips(spatial_model, a, b, mask)
-        outside = masked_lpips(spatial_model, a, b, ~mask)
-        for p, i, o in zip(chunk, inside.tolist(), outside.tolist()):
-            if not np.isnan(i):
-                csd.setdefault(p.class_id, []).append(i)
-            if not np.isnan(o):
-                ocd.setdefault(p.class_id, []).append(o)
-    classes = sorted(set(csd) | set(ocd))
-    per_class = {c: {"csd": float(np.mean(csd[c])) if c in csd else None,
-                     "ocd": float(np.mean(ocd[c])) if c in ocd else None,
-                     "pairs": max(len(csd.get(c, ())), len(ocd.get(c, ())))} for c in classes}
-    csd_means = [v["csd"] for v in per_class.values() if v["csd"] is not None]
-    ocd_means = [v["ocd"] for v in per_class.values() if v["ocd"] is not None]
-    return {"mcsd": float(np.mean(csd_means)) if csd_means else None,
-            "mocd": float(np.mean(ocd_means)) if ocd_means else None,
-            "per_class": per_class}

@@ -35,11 +35,11 @@ from harness.core.weights import INCEPTION_V3_COMPAT, WeightsUnavailable, resolv
 from harness.core.dist import DistInfo
 
 METRIC_NAMES = ("fid", "kid", "miou", "accuracy", "real_miou", "real_accuracy",
-                "lpips_diversity")
+                "lpips_diversity", "mcsd", "mocd")
 # --skip accepts the metric names and these groups.
 SKIP_GROUPS = {"segmentation": ("miou", "accuracy", "real_miou", "real_accuracy"),
                "real": ("real_miou", "real_accuracy"), "diversity": ("lpips_diversity",),
-               "lpips": ("lpips_diversity",)}
+               "lpips": ("lpips_diversity",), "classwise": ("mcsd", "mocd")}
 
 
 class EvaluationError(ValueError):
@@ -359,9 +359,75 @@ def _diversity(run: _Run, samples: Mapping[str, Sequence[str | Path]] | None,
               maps=len(keys), pairs_per_map=k * (k - 1) // 2)
 
 
+def _classwise(run: _Run, samples: Mapping[str, Mapping[int, Sequence[str | Path]]] | None
+               ) -> dict[str, dict]:
+    """mCSD / mOCD from the class-wise samples (evaluators/classwise.py)."""
+    from evaluators.classwise import classwise_diversity
+
+    cw = run.protocol.classwise
+    if not cw.enabled:
+        return dict.fromkeys(("mcsd", "mocd"), not_applicable("the protocol disables mCSD / mOCD"))
+    if samples is None:
+        return dict.fromkeys(("mcsd", "mocd"), not_applicable(
+            "the method has no per-class latent codes (mCSD / mOCD need images that differ in "
+            "one class's code only)"))
+    if {"mcsd", "mocd"} <= run.skips:
+        return dict.fromkeys(("mcsd", "mocd"), skipped("skipped on request"))
+    try:
+        model, resolved = build_lpips(cw.net, cw.version, spatial=True, device=run.device,
+                                      weights_path=run.weights.get(backbone_spec(cw.net).key))
+    except WeightsUnavailable as exc:
+        return dict.fromkeys(("mcsd", "mocd"), skipped(str(exc)))
+    run.weights_used[resolved.spec.key] = resolved.record()
+    index = {r.key: i for i, r in enumerate(run.records)}
+    unknown = sorted(set(samples) - set(index))
+    if unknown:
+        raise EvaluationError(f"mCSD / mOCD samples for keys outside the evaluated set: "
+                              f"{unknown[:5]}")
+    check_sizes({f"{k}/{c}/{Path(p).name}": Path(p) for k, per in samples.items()
+                 for c, ps in per.items() for p in ps}, run.protocol.resolution_hw)
+    position = {r.key: j for j, r in enumerate(run.dataset.records())}
+    labels = {k: generation_label(run, position[k]) for k in samples}
+    keys = sorted(samples)
+    idx = shard_indices(len(keys), run.dist)
+    mine = {keys[i]: samples[keys[i]] for i in idx}
+    part = classwise_diversity(model, labels, mine, read_uint8, batch_size=max(1, run.batch_size),
+                               progress=lambda ks: tqdm(ks, desc="[eval] mCSD / mOCD", unit="map",
+                                                        disable=not run.progress, leave=False))
+    per_map = gather_values(idx, [part["per_map"][keys[i]] for i in idx], len(keys), run.dist)
+    if not run.is_main:
+        return {}
+    from evaluators.classwise import aggregate
+    result = aggregate({k: {int(c): v for c, v in m.items()} for k, m in zip(keys, per_map)})
+    extra = dict(net=cw.net, version=cw.version, samples_per_class=cw.samples_per_class,
+                 maps=result["maps"], classes=result["classes"], masking=cw.masking)
+    out = {}
+    for name in ("mcsd", "mocd"):
+        if name in run.skips:
+            out[name] = skipped("skipped on request")
+        elif result[name] is None:
+            out[name] = not_applicable("no class region to score (every class below "
+                                       "min_pixels, or covering the whole map)")
+        else:
+            out[name] = ok(result[name], **extra)
+    return out
+
+
+def generation_label(run: _Run, position: int) -> torch.Tensor:
+    """The label map of dataset item ``position`` as the method saw it: the dataset's ids at
+    the generation size (nearest), [H,W] int64."""
+    label = torch.as_tensor(run.dataset[position]["label"])
+    if tuple(label.shape[-2:]) != run.protocol.resolution_hw:
+        label = torch.nn.functional.interpolate(label[None, None].float(),
+                                                size=run.protocol.resolution_hw,
+                                                mode="nearest")[0, 0].long()
+    return label
+
+
 def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
                     protocol: Protocol | str | Path, *,
                     diversity: Mapping[str, Sequence[str | Path]] | None = None,
+                    classwise: Mapping[str, Mapping[int, Sequence[str | Path]]] | None = None,
                     multimodal: bool | None = None, device: str | torch.device = "cpu",
                     batch_size: int = 8, skip: Iterable[str] = (), dist: DistInfo | None = None,
                     method: str | None = None, variant: str | None = None,
@@ -372,7 +438,8 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
 
     ``dataset``: the evaluation split (a ``harness.core.data`` dataset of ``protocol.dataset`` /
     ``protocol.split``). ``diversity``: key -> K sample files for LPIPS diversity (keys from
-    :func:`diversity_keys`). ``weights``: explicit weight files by WeightSpec key
+    :func:`diversity_keys`). ``classwise``: key -> class -> K files that differ only in that
+    class's code (mCSD / mOCD; None: the method has no per-class codes). ``weights``: explicit weight files by WeightSpec key
     ('inception-v3-compat', 'alexnet-imagenet', 'vgg16-imagenet') or segmenter name. ``skip``: metric names or groups
     (segmentation, real, diversity) not to compute.
     """
@@ -397,6 +464,7 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
     metrics.update(_fid_kid(run))
     metrics.update(_segmentation(run))
     metrics["lpips_diversity"] = _diversity(run, diversity, multimodal)
+    metrics.update(_classwise(run, classwise))
     record = None
     if run.is_main:
         from harness.core.env import environment

@@ -6,7 +6,7 @@ that come from code rather than from the YAML (so a file cannot claim weights it
 
 - ``fid.weights``: ``INCEPTION_V3_COMPAT.identity()`` (file name and published hash);
 - ``segmentation.segmenter_identity``: the registered segmenter entry's ``identity``;
-- ``diversity.backbone``: the LPIPS trunk's ``WeightSpec.identity()``.
+- ``diversity.backbone`` and ``classwise.backbone``: the LPIPS trunk's ``WeightSpec.identity()``.
 
 ``protocol.id`` (``<name>-<12 hex>``) names sample folders and metrics.json entries; results under
 different ids are never averaged or put in one column.
@@ -103,6 +103,30 @@ class DiversitySettings:
 
 
 @dataclass(frozen=True)
+class ClasswiseSettings:
+    """GroupDNet's mCSD / mOCD (evaluators/classwise.py): K samples per (label map, class) that
+    differ only in that class's code; spatial LPIPS averaged inside / outside the class region.
+    Methods without per-class codes get 'n/a'."""
+    enabled: bool = True
+    net: Literal["alex", "vgg"] = "alex"
+    version: Literal["0.1", "0.0"] = "0.1"
+    samples_per_class: int = 4            # K: K(K-1)/2 pairs per class
+    maps: int = 10                        # the first N evaluated label maps
+    min_pixels: int = 64                  # classes with fewer pixels in a map are not scored
+    # The LPIPS distance map (lpips spatial=True, upsampled to the image) is averaged over the
+    # region; the images themselves are never masked.
+    masking: Literal["spatial-lpips-map"] = "spatial-lpips-map"
+
+    def __post_init__(self) -> None:
+        if self.samples_per_class < 2:
+            raise ValueError(f"classwise.samples_per_class must be >= 2, got {self.samples_per_class}")
+        if self.maps < 1:
+            raise ValueError(f"classwise.maps must be >= 1, got {self.maps}")
+        if self.min_pixels < 1:
+            raise ValueError(f"classwise.min_pixels must be >= 1, got {self.min_pixels}")
+
+
+@dataclass(frozen=True)
 class Protocol:
     name: str
     dataset: str
@@ -113,6 +137,7 @@ class Protocol:
     fid: FidSettings = field(default_factory=FidSettings)
     segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)
     diversity: DiversitySettings = field(default_factory=DiversitySettings)
+    classwise: ClasswiseSettings = field(default_factory=ClasswiseSettings)
     metric_version: int = METRIC_CODE_VERSION
     description: str = field(default="", compare=False)   # not hashed
     source: str | None = field(default=None, init=False, compare=False)  # the YAML it came from
@@ -143,6 +168,7 @@ class Protocol:
         data["fid"]["weights"] = fid_weights_identity(self.fid)
         data["segmentation"]["segmenter_identity"] = segmenter_identity(self.segmentation.segmenter)
         data["diversity"]["backbone"] = lpips_backbone_identity(self.diversity.net)
+        data["classwise"]["backbone"] = lpips_backbone_identity(self.classwise.net)
         return data
 
     def hashed_fields(self) -> dict[str, Any]:

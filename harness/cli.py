@@ -7,7 +7,6 @@ ONE line on stderr; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import textwrap
@@ -42,6 +41,8 @@ def user_error_types() -> tuple[type[BaseException], ...]:
             RecordError, TrainedSegmenterError, SegmenterCheckpointMismatch, CheckpointMismatch,
             UserError)
 
+
+from harness.cli_common import emit_json, open_run as _open_run  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------
 # Parser
@@ -248,15 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check_data)
+
+    from harness import edit_cli
+    edit_cli.add_parser(add)
     return parser
 
 
 # ----------------------------------------------------------------------------------------------
 # Output helpers
 # ----------------------------------------------------------------------------------------------
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    sys.stdout.flush()
 
 
 def emit_table(rows: list[dict], columns: Sequence[str]) -> None:
@@ -378,11 +379,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_run(path: str):
-    from harness.rundir import RunDir
-
-    rd = RunDir.open(path)
-    return rd, rd.load_config()
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -10,6 +10,8 @@ Layout under ``out_dir`` (``<run>/samples/<protocol id>/<inference>/``)::
     seed<k>/<key>.png          one image per evaluation key and seed
     diversity/<key>/<j>.png    samples_per_map extra samples of the first `maps` keys
                                (multimodal methods, protocols with LPIPS diversity)
+    classwise/<key>/c<c>_<k>.png  mCSD / mOCD samples: k-th image in which only class c's code
+                               was re-drawn (methods with per-class codes; see below)
     manifest.json              written last: its presence means the set is complete
     .generation.json           what the files were generated from (method, checkpoint, protocol);
                                files from another origin are deleted before generating
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.json"
 ORIGIN = ".generation.json"
 DIVERSITY_OFFSET = "diversity"
+CLASSWISE = "classwise"  # folder and seed name of the mCSD / mOCD samples
 
 
 class GenerationError(ValueError):
@@ -187,6 +190,11 @@ def generate_samples(method: "Method", dataset: "SemanticDataset", protocol: "Pr
     start = time.perf_counter()
     written = _run_jobs(method, dataset, todo, out_dir, inference=inference,
                         batch_size=batch_size, progress=progress and d.is_main)
+    classwise: dict[str, dict[int, list[str]]] = {}
+    if classwise_enabled(method, protocol):
+        classwise = classwise_plan_files(dataset, keys, index_of, protocol)
+        written += generate_classwise(method, dataset, classwise, index_of, out_dir, dist=d,
+                                      progress=progress and d.is_main)
     counts = hdist.all_gather_object(written)
     hdist.barrier()
 
@@ -207,6 +215,7 @@ def generate_samples(method: "Method", dataset: "SemanticDataset", protocol: "Pr
         "files": files,
         "diversity": diversity,
         "diversity_samples_per_map": div_k,
+        "classwise": {k: {str(c): fs for c, fs in v.items()} for k, v in classwise.items()},
         "origin": origin_doc,
         "generated_now": int(sum(counts)),
         "seconds": round(time.perf_counter() - start, 3),
@@ -215,6 +224,8 @@ def generate_samples(method: "Method", dataset: "SemanticDataset", protocol: "Pr
     if d.is_main:
         missing = [rel for s in files.values() for rel in s.values() if not (out_dir / rel).is_file()]
         missing += [rel for rels in diversity.values() for rel in rels if not (out_dir / rel).is_file()]
+        missing += [rel for v in classwise.values() for rels in v.values() for rel in rels
+                    if not (out_dir / rel).is_file()]
         if missing:
             raise GenerationError(f"{len(missing)} generated files are missing in {out_dir} "
                                   f"after generation, e.g. {missing[0]}")
@@ -281,6 +292,64 @@ def _generate(method: Any, batch: Any, rows: list[int], seed: Any, sample: int |
     return images.cpu()
 
 
+# --- mCSD / mOCD samples (methods with per-class codes, e.g. GroupDNet) ----------------------
+def classwise_enabled(method: Any, protocol: Any) -> bool:
+    return bool(protocol.classwise.enabled and getattr(method, "supports_classwise_codes", False))
+
+
+def classwise_plan_files(dataset: Any, keys: Sequence[str], index_of: dict[str, int], protocol: Any
+         ) -> dict[str, dict[int, list[str]]]:
+    """key -> class -> the K relative file names, for the first ``maps`` keys."""
+    from evaluators.classwise import classwise_plan
+
+    cw = protocol.classwise
+    out: dict[str, dict[int, list[str]]] = {}
+    for key in keys[:cw.maps]:
+        label = dataset[index_of[key]]["label"]
+        stem = key_path(key)
+        out[key] = {c: [(Path(CLASSWISE) / stem / f"c{c}_{k}.png").as_posix()
+                        for k in range(cw.samples_per_class)]
+                    for c in classwise_plan(torch.as_tensor(label), cw.min_pixels)}
+    return out
+
+
+@torch.no_grad()
+def generate_classwise(method: Any, dataset: Any, files: dict[str, dict[int, list[str]]],
+                       index_of: dict[str, int], out_dir: Path, *, dist: Any = None,
+                       progress: bool = True) -> int:
+    """Write this rank's share of the missing files of ``files``; returns how many."""
+    from tqdm import tqdm
+
+    d = dist or hdist.info()
+    mine = hdist.shard(sorted(files), d)
+    todo = [k for k in mine if any(not (out_dir / f).is_file()
+                                   for fs in files[k].values() for f in fs)]
+    total = sum(len(fs) for k in todo for fs in files[k].values())
+    bar = tqdm(total=total, desc="generate mCSD/mOCD samples", unit="img", file=sys.stderr,
+               disable=not progress or not total, leave=False)
+    device = method.device
+    method.eval()
+    written = 0
+    try:
+        for key in todo:
+            batch = collate([dataset[index_of[key]]]).to(device)
+            base = method.sample_class_codes(batch.label, [image_generator(CLASSWISE, key)])
+            for cid, rels in files[key].items():
+                for k, rel in enumerate(rels):
+                    if (out_dir / rel).is_file():
+                        continue
+                    gen = [image_generator(CLASSWISE, key, 1000 * (cid + 1) + k)]
+                    codes = method.sample_class_codes(batch.label, gen, base=base, classes=[cid])
+                    image = method.generate_from_codes(batch.label, codes,
+                                                       instance=batch.instance, edge=batch.edge)
+                    save_png(out_dir / rel, image[0].cpu())
+                    written += 1
+                    bar.update(1)
+    finally:
+        bar.close()
+    return written
+
+
 def load_manifest(out_dir: str | Path) -> dict | None:
     p = Path(out_dir) / MANIFEST
     return read_json(p) if p.is_file() else None
@@ -297,6 +366,14 @@ def manifest_diversity(manifest: Mapping[str, Any], out_dir: str | Path) -> dict
     return {k: [out_dir / r for r in rels] for k, rels in (manifest.get("diversity") or {}).items()}
 
 
+def manifest_classwise(manifest: Mapping[str, Any], out_dir: str | Path
+                       ) -> dict[str, dict[int, list[Path]]]:
+    """key -> class -> the mCSD / mOCD sample files ({} when the manifest has none)."""
+    out_dir = Path(out_dir)
+    return {k: {int(c): [out_dir / r for r in rels] for c, rels in per.items()}
+            for k, per in (manifest.get("classwise") or {}).items()}
+
+
 def manifest_complete(manifest: Mapping[str, Any] | None, out_dir: str | Path,
                       origin: Mapping[str, Any] | None = None) -> bool:
     """The manifest exists, comes from ``origin`` (when given) and lists only existing files."""
@@ -309,4 +386,6 @@ def manifest_complete(manifest: Mapping[str, Any] | None, out_dir: str | Path,
             return False
     rels: Iterable[str] = [r for s in manifest["files"].values() for r in s.values()]
     rels = list(rels) + [r for rs in (manifest.get("diversity") or {}).values() for r in rs]
+    rels += [r for per in (manifest.get("classwise") or {}).values() for rs in per.values()
+             for r in rs]
     return all((out_dir / r).is_file() for r in rels)

@@ -337,23 +337,26 @@ def evaluate_manifest(manifest: Mapping[str, Any], out: Path, dataset: Any, prot
     """One record per generated seed (diversity with the first), combined over the seeds."""
     from evaluators.evaluate import evaluate_images
     from harness.core.records import combine_seeds
-    from harness.generate import manifest_diversity, manifest_images
+    from harness.generate import manifest_classwise, manifest_diversity, manifest_images
 
     d = hdist.info()
     multimodal = bool(manifest.get("multimodal"))
     diversity = manifest_diversity(manifest, out) or None
+    classwise = manifest_classwise(manifest, out) if "classwise" in manifest else None
     records = []
     for i, seed in enumerate(manifest["seeds"]):
         images = manifest_images(manifest, out, seed)
         LOG.info("evaluate: seed %s (%d images)", seed, len(images))
         records.append(evaluate_images(
             images, dataset, protocol, diversity=diversity if i == 0 else None,
+            classwise=classwise if i == 0 else None,
             multimodal=multimodal if i == 0 else False, device=device or "cpu",
             batch_size=batch_size, skip=tuple(skip), dist=d, seed=int(seed), progress=progress,
             **meta))
     combined = combine_seeds(records)
     # Diversity is measured once (from its own samples), not per seed.
-    combined["metrics"]["lpips_diversity"] = records[0]["metrics"]["lpips_diversity"]
+    for name in ("lpips_diversity", "mcsd", "mocd"):
+        combined["metrics"][name] = records[0]["metrics"][name]
     return combined
 
 

@@ -13,7 +13,7 @@ import torch
 
 from _eval_helpers import (eval_env, eval_weights_dir, no_weights_env, perturb,  # noqa: F401
                            synthetic_val)
-from evaluators.diversity import (ClassPair, build_lpips, class_specific_diversity,
+from evaluators.diversity import (ClassPair, build_lpips,
                                   lpips_diversity, masked_lpips, pairwise_mean, per_map_diversity,
                                   to_lpips_input, trunk_state_to_lpips)
 from harness.core.weights import ALEXNET_IMAGENET, WeightsUnavailable
@@ -110,36 +110,55 @@ def test_pairwise_needs_two_samples(eval_env, synthetic_val):  # noqa: F811
         pairwise_mean(model, _samples(synthetic_val, 1, 0))
 
 
-def test_class_specific_diversity(eval_env, direct_lpips, synthetic_val):  # noqa: F811
-    """Pairs that differ only inside one class region: in-class LPIPS (mCSD) is large, the rest
-    (mOCD) small; both equal the lpips package's spatial map averaged over the region."""
+def test_class_specific_diversity(eval_env, direct_lpips, synthetic_val, tmp_path):  # noqa: F811
+    """K=3 samples per class that differ only inside that class's region: in-class LPIPS (mCSD)
+    is large, the rest (mOCD) small; both equal the lpips package's spatial map averaged over
+    the region, then over pairs, classes within a map, and maps."""
+    from evaluators.classwise import classwise_diversity
+    from evaluators.fid import read_uint8
+    from harness.generate import save_png
+
     spatial, _ = build_lpips("alex", "0.1", spatial=True)
-    pairs = []
+    labels, samples, pairs = {}, {}, []
     for i in range(2):
         rec = synthetic_val.records()[i]
         label = torch.from_numpy(synthetic_val.read_label(rec))
         image = torch.from_numpy(synthetic_val.read_image(rec)).permute(2, 0, 1)
+        labels[rec.key] = label
         for cls in torch.unique(label).tolist()[:2]:
             mask = label == cls
-            other = torch.from_numpy(perturb(image.permute(1, 2, 0).numpy(), "noise", cls))
-            changed = torch.where(mask[None], other.permute(2, 0, 1), image)
-            pairs.append(ClassPair(cls, image, changed, mask))
-    out = class_specific_diversity(spatial, pairs, batch_size=3)
+            files = []
+            for k in range(3):
+                other = torch.from_numpy(perturb(image.permute(1, 2, 0).numpy(), "noise", 10 * cls + k))
+                changed = torch.where(mask[None], other.permute(2, 0, 1), image)
+                files.append(tmp_path / f"{rec.key}_{cls}_{k}.png")
+                save_png(files[-1], changed)
+            samples.setdefault(rec.key, {})[cls] = files
+            imgs = [read_uint8(f) for f in files]
+            pairs += [(rec.key, cls, imgs[a], imgs[b], mask) for a, b in ((0, 1), (0, 2), (1, 2))]
+    out = classwise_diversity(spatial, labels, samples, read_uint8, batch_size=2)
     assert out["mcsd"] > 2 * out["mocd"] > 0
+    assert (out["maps"], out["classes"]) == (2, 4)
 
     reference = direct_lpips(spatial=True)
-    per_class: dict[int, list[tuple[float, float]]] = {}
+    per: dict[str, dict[int, list[tuple[float, float]]]] = {}
     with torch.no_grad():
-        for p in pairs:
-            dmap = reference(to_lpips_input(p.image_a[None]), to_lpips_input(p.image_b[None]))[0, 0]
-            m = p.mask.float()
-            per_class.setdefault(p.class_id, []).append(
+        for key, cls, a, b, mask in pairs:
+            dmap = reference(to_lpips_input(a[None]), to_lpips_input(b[None]))[0, 0]
+            m = mask.float()
+            per.setdefault(key, {}).setdefault(cls, []).append(
                 (float((dmap * m).sum() / m.sum()), float((dmap * (1 - m)).sum() / (1 - m).sum())))
-    assert out["per_class"].keys() == per_class.keys()
-    for cls, vals in per_class.items():
-        assert out["per_class"][cls]["csd"] == pytest.approx(np.mean([v[0] for v in vals]), rel=1e-5)
-        assert out["per_class"][cls]["ocd"] == pytest.approx(np.mean([v[1] for v in vals]), rel=1e-5)
-    assert out["mcsd"] == pytest.approx(np.mean([v["csd"] for v in out["per_class"].values()]))
+    for key, classes in per.items():
+        for cls, vals in classes.items():
+            got = out["per_map"][key][str(cls)]
+            assert got["csd"] == pytest.approx(np.mean([v[0] for v in vals]), rel=1e-5)
+            assert got["ocd"] == pytest.approx(np.mean([v[1] for v in vals]), rel=1e-5)
+            assert got["pairs"] == 3
+    mcsd = np.mean([np.mean([np.mean([v[0] for v in vals]) for vals in c.values()]) for c in per.values()])
+    mocd = np.mean([np.mean([np.mean([v[1] for v in vals]) for vals in c.values()]) for c in per.values()])
+    assert out["mcsd"] == pytest.approx(mcsd, rel=1e-5)
+    assert out["mocd"] == pytest.approx(mocd, rel=1e-5)
+    pairs = [ClassPair(cls, a, b, mask) for _, cls, a, b, mask in pairs]
 
     with pytest.raises(ValueError, match="spatial=True"):
         masked_lpips(build_lpips("alex")[0], pairs[0].image_a[None], pairs[0].image_b[None],

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evaluators.protocol import (METRIC_CODE_VERSION, PROTOCOLS_DIR, DiversitySettings,
+from evaluators.protocol import (METRIC_CODE_VERSION, PROTOCOLS_DIR, ClasswiseSettings,
+                                 DiversitySettings,
                                  FidSettings, Protocol, SegmentationSettings, list_protocols,
                                  load_protocol, protocol_names)
 from harness.core.weights import ALEXNET_IMAGENET, INCEPTION_V3_COMPAT, VGG16_IMAGENET
@@ -37,10 +38,13 @@ CHANGES = {
     "segmentation.real_images": False,
     "diversity.enabled": False, "diversity.net": "vgg", "diversity.version": "0.0",
     "diversity.samples_per_map": 4, "diversity.maps": 8,
+    "classwise.enabled": False, "classwise.net": "vgg", "classwise.version": "0.0",
+    "classwise.samples_per_class": 3, "classwise.maps": 5, "classwise.min_pixels": 16,
 }
 # Fields with a single allowed value today (changing them is a code change).
 SINGLE_VALUED = {"fid.feature_extractor", "fid.layer", "fid.reference",
-                 "segmentation.label_resize", "diversity.pairs", "metric_version"}
+                 "segmentation.label_resize", "diversity.pairs", "classwise.masking",
+                 "metric_version"}
 
 
 def _replace(p: Protocol, dotted: str, value):
@@ -53,9 +57,9 @@ def _replace(p: Protocol, dotted: str, value):
 
 def test_every_field_is_covered_by_the_hash_test():
     names = {f.name for f in dataclasses.fields(Protocol)} - {"fid", "segmentation", "diversity",
-                                                              "description", "source"}
+                                                              "classwise", "description", "source"}
     for section, cls in (("fid", FidSettings), ("segmentation", SegmentationSettings),
-                         ("diversity", DiversitySettings)):
+                         ("diversity", DiversitySettings), ("classwise", ClasswiseSettings)):
         names |= {f"{section}.{f.name}" for f in dataclasses.fields(cls)}
     assert names == set(CHANGES) | SINGLE_VALUED
 

@@ -36,6 +36,8 @@ METRICS: dict[str, dict[str, Any]] = {
     "real_miou": {"direction": "higher", "label": "mIoU on real images (%)"},
     "real_accuracy": {"direction": "higher", "label": "pixel accuracy on real images (%)"},
     "lpips_diversity": {"direction": "higher", "label": "LPIPS diversity"},
+    "mcsd": {"direction": "higher", "label": "mCSD (class-specific diversity)"},
+    "mocd": {"direction": "lower", "label": "mOCD (other-classes diversity)"},
 }
 
 

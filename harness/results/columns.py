@@ -22,6 +22,9 @@ class MetricColumn:
     direction: Literal["lower", "higher"]
     decimals: int                     # shown digits after the point, after scaling
     scale: float = 1.0                # shown value = recorded value * scale (CSV keeps raw)
+    # Shown in a Markdown / LaTeX table only when one of its rows has a value (or a skip) for
+    # it: metrics that only some methods have (mCSD / mOCD) would else be a column of 'n/a'.
+    optional: bool = False
 
     @property
     def arrow(self) -> str:
@@ -43,6 +46,9 @@ METRIC_COLUMNS: tuple[MetricColumn, ...] = (
     MetricColumn("accuracy", "accuracy", "real_accuracy", "accuracy", "acc", "acc.", "higher", 2),
     MetricColumn("lpips_diversity", "lpips_diversity", None, "lpips", "LPIPS", "LPIPS",
                  "higher", 3),
+    # GroupDNet's class-wise control (evaluators/classwise.py); 'n/a' for other methods.
+    MetricColumn("mcsd", "mcsd", None, None, "mCSD", "mCSD", "higher", 3, optional=True),
+    MetricColumn("mocd", "mocd", None, None, "mOCD", "mOCD", "lower", 3, optional=True),
 )
 
 COLUMNS_BY_KEY = {c.key: c for c in METRIC_COLUMNS}

@@ -150,8 +150,19 @@ def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def shown_columns(table: ProtocolTable | None, published: tuple[Row, ...]) -> list[MetricColumn]:
+    """The metric columns of one Markdown / LaTeX table: every column, except an optional one
+    that no row of the table has a value or a skip for (the CSV keeps every column)."""
+    rows = list(published)
+    if table is not None:
+        rows += list(table.rows) + ([table.real] if table.real is not None else [])
+    return [c for c in METRIC_COLUMNS
+            if not c.optional or any(r.cells[c.key].status in ("ok", "skipped") for r in rows)]
+
+
 def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, ...]) -> list[str]:
     out: list[str] = []
+    columns = shown_columns(table, published)
     n_col = table is not None and table.n_varies
     if table is None:
         out += [f"### Published numbers only (no reproduced runs of {dataset})", ""]
@@ -159,8 +170,8 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
         n = "N varies (column N)" if n_col else f"N = {_n_text(table.n_images)}"
         out += [f"### Protocol `{table.protocol_id}` · {n}", ""]
     head = ["Method", "Variant", "Inference", "Runs"] + (["N"] if n_col else []) + \
-        [f"{c.title} {c.arrow}" for c in METRIC_COLUMNS]
-    align = [":--"] * 3 + ["--:"] * (1 + int(n_col)) + ["--:"] * len(METRIC_COLUMNS)
+        [f"{c.title} {c.arrow}" for c in columns]
+    align = [":--"] * 3 + ["--:"] * (1 + int(n_col)) + ["--:"] * len(columns)
     out += [_md_row(head), _md_row(align)]
     width = len(head)
     if table is not None:
@@ -170,11 +181,11 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
             cells = [_md_escape(row.label) + mark, _md_escape(row.variant or "—"),
                      _md_escape(row.inference or "—"), str(row.n_runs)]
             cells += [_n_text(row.n_images)] if n_col else []
-            cells += [_md_cell(c, row.cells[c.key]) for c in METRIC_COLUMNS]
+            cells += [_md_cell(c, row.cells[c.key]) for c in columns]
             out.append(_md_row(cells))
         if table.real is not None:
             cells = [f"*{_md_escape(table.real.label)}*", "", "", ""] + ([""] if n_col else [])
-            cells += [_md_cell(c, table.real.cells[c.key]) for c in METRIC_COLUMNS]
+            cells += [_md_cell(c, table.real.cells[c.key]) for c in columns]
             out.append(_md_row(cells))
     if published:
         if table is not None:
@@ -182,7 +193,7 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
                                + [""] * (width - 1)))
         for row in published:
             cells = [f"*{_md_escape(row.label)}*", "", "", ""] + ([""] if n_col else [])
-            cells += [_md_cell(c, row.cells[c.key], italic=True) for c in METRIC_COLUMNS]
+            cells += [_md_cell(c, row.cells[c.key], italic=True) for c in columns]
             out.append(_md_row(cells))
     out.append("")
     notes = [f"- {SPREAD_MARK[s]} {SPREAD_TEXT[s]}" for s in _used_spreads(table)]
@@ -264,8 +275,9 @@ def _tex_row(cells: list[str]) -> str:
 
 
 def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, ...]) -> list[str]:
+    columns = shown_columns(table, published)
     n_col = table is not None and table.n_varies
-    ncols = 4 + int(n_col) + len(METRIC_COLUMNS)
+    ncols = 4 + int(n_col) + len(columns)
     if table is None:
         caption = (f"{tex_escape(dataset)}: published numbers only (no reproduced runs); "
                    "each measured under its paper's own protocol.")
@@ -278,10 +290,10 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
     label = "".join(ch if ch.isalnum() or ch in "-:." else "-" for ch in label)
     out = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{caption}}}",
            rf"\label{{{label}}}",
-           r"\begin{tabular}{lll" + "r" * (1 + int(n_col)) + "r" * len(METRIC_COLUMNS) + "}",
+           r"\begin{tabular}{lll" + "r" * (1 + int(n_col)) + "r" * len(columns) + "}",
            r"\toprule"]
     head = ["Method", "Variant", "Inference", "Runs"] + (["$N$"] if n_col else []) + \
-        [f"{c.latex_title}~{c.latex_arrow}" for c in METRIC_COLUMNS]
+        [f"{c.latex_title}~{c.latex_arrow}" for c in columns]
     out += [_tex_row(head), r"\midrule"]
     if table is not None:
         for row in table.rows:
@@ -290,12 +302,12 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
             cells = [tex_escape(row.label) + mark, tex_escape(row.variant or "---"),
                      tex_escape(row.inference or "---"), str(row.n_runs)]
             cells += [_n_text(row.n_images)] if n_col else []
-            cells += [_tex_cell(c, row.cells[c.key]) for c in METRIC_COLUMNS]
+            cells += [_tex_cell(c, row.cells[c.key]) for c in columns]
             out.append(_tex_row(cells))
         if table.real is not None:
             cells = [rf"\textit{{{tex_escape(table.real.label)}}}", "", "", ""]
             cells += [""] if n_col else []
-            cells += [_tex_cell(c, table.real.cells[c.key]) for c in METRIC_COLUMNS]
+            cells += [_tex_cell(c, table.real.cells[c.key]) for c in columns]
             out += [r"\midrule", _tex_row(cells)]
     if published:
         if table is not None:
@@ -303,7 +315,7 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
                                  r"(papers' own protocols; not ranked)}} \\"]
         for row in published:
             cells = [rf"\textit{{{tex_escape(row.label)}}}", "", "", ""] + ([""] if n_col else [])
-            cells += [_tex_cell(c, row.cells[c.key], italic=True) for c in METRIC_COLUMNS]
+            cells += [_tex_cell(c, row.cells[c.key], italic=True) for c in columns]
             out.append(_tex_row(cells))
     out += [r"\bottomrule", r"\end{tabular}"]
     notes = [f"{SPREAD_MARK_TEX[s]} {tex_escape(SPREAD_TEXT[s])}." for s in _used_spreads(table)]
