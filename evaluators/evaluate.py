@@ -117,6 +117,15 @@ class _Run:
         self.progress = progress and self.dist.is_main
         self.weights_used: dict[str, dict] = {}
         self._ref_dir: Path | None = None
+        self._content: str | None = None
+
+    @property
+    def content_fingerprint(self) -> str:
+        """sha256 over the evaluated split's files (rank 0 reads them; every rank gets it)."""
+        if self._content is None:
+            digest = cache.data_fingerprint(self.dataset) if self.is_main else None
+            self._content = broadcast(digest, self.dist)
+        return self._content
 
     @property
     def is_main(self) -> bool:
@@ -125,7 +134,8 @@ class _Run:
     @property
     def ref_dir(self) -> Path:
         if self._ref_dir is None:
-            self._ref_dir = cache.reference_dir(self.protocol, self.dataset)
+            self._ref_dir = cache.reference_dir(self.protocol, self.dataset,
+                                                self.content_fingerprint)
         return self._ref_dir
 
     def real_image(self, i: int) -> torch.Tensor:
@@ -460,6 +470,7 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
     run = _Run(dataset, protocol, records, paths, device=device, batch_size=batch_size,
                skips=skips, dist=dist, weights=weights, progress=progress)
 
+    content = run.content_fingerprint
     metrics: dict[str, Any] = {}
     metrics.update(_fid_kid(run))
     metrics.update(_segmentation(run))
@@ -481,5 +492,10 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
                                                              for n in METRIC_NAMES})),
             "weights": run.weights_used, "environment": environment(),
             "images": {"source": source, "lossy": len(lossy)}, "notes": notes,
+            # Which data was scored: the leaderboard keys folder datasets' tables by it and
+            # flags rows of named datasets whose data differs from the rest of their table.
+            "data": {"split": dataset.split, "content": content,
+                     "tables_by_fingerprint": bool(getattr(dataset, "tables_by_fingerprint",
+                                                           False))},
         }
     return broadcast(record, run.dist)

@@ -2,9 +2,11 @@
 
 Layout: ``<cache_root>/reference/<protocol hash>/<dataset fingerprint>/<name>.pt``. The protocol
 hash covers every setting (split, resolution, N, filters, segmenter and weight identities); the
-dataset fingerprint covers the split's files; each file name adds the sha256 of the weights
-actually used (a stand-in file under the same protocol gets its own entry). Every entry also
-stores the keys it was computed from, checked on reading.
+dataset fingerprint is the split's CONTENT fingerprint (sha256 of every file it reads, by
+relative path: :mod:`harness.core.data.fingerprint`), so a real image changed in place - even at
+the same byte size and mtime - never reuses old statistics; each file name adds the sha256 of
+the weights actually used (a stand-in file under the same protocol gets its own entry). Every
+entry also stores the keys it was computed from, checked on reading.
 """
 from __future__ import annotations
 
@@ -18,8 +20,16 @@ from harness.core.io import atomic_torch_save
 from harness.core.paths import cache_root
 
 
-def reference_dir(protocol, dataset) -> Path:
-    return cache_root() / "reference" / protocol.hash() / dataset.fingerprint()
+def data_fingerprint(dataset) -> str:
+    """The content fingerprint of the evaluated split (the reference images are read anyway)."""
+    from harness.core.data.fingerprint import split_fingerprint
+    return split_fingerprint(dataset, "content").digest
+
+
+def reference_dir(protocol, dataset, fingerprint: str | None = None) -> Path:
+    """``fingerprint``: the split's content fingerprint when already computed."""
+    return (cache_root() / "reference" / protocol.hash()
+            / (fingerprint or data_fingerprint(dataset)))
 
 
 def weights_tag(shas: Sequence[str]) -> str:

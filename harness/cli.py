@@ -42,7 +42,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
             UserError)
 
 
-from harness.cli_common import emit_json, open_run as _open_run  # noqa: E402
+from harness.cli_common import emit_json, open_run  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------
 # Parser
@@ -86,6 +86,16 @@ def _strict_arg(p: argparse.ArgumentParser) -> None:
                         "missing weights file); the summary on stderr names each one")
 
 
+def _data_identity_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verify-content", action="store_true",
+                   help="fingerprint the dataset by file contents (sha256) instead of size + "
+                        "mtime (same as --set dataset.verify_content=true; slower)")
+    p.add_argument("--allow-data-change", action="store_true",
+                   help="go on when the dataset's files differ from those this run recorded "
+                        "(recorded in run.json; samples and metrics are recomputed); without "
+                        "it a changed dataset is an error")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness", formatter_class=_Formatter,
@@ -121,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "segmenter) is missing; that metric is recorded as skipped. Without it "
                         "the preflight stops the run (exit 2) before anything is built")
     _strict_arg(p)
+    _data_identity_args(p)
     p.set_defaults(func=cmd_run)
 
     p = add("train", "train one configuration (resumes from 'latest'; works under torchrun)",
@@ -130,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
             """)
     _config_args(p)
     _run_dir_args(p)
+    _data_identity_args(p)
     p.set_defaults(func=cmd_train)
 
     p = add("generate", "generate a run's evaluation set as PNGs plus manifest.json",
@@ -142,7 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="z ~ N(0,I), or the style encoded from the real image (default: the run's)")
     p.add_argument("--checkpoint", default="latest", help="latest | best | a checkpoint path")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--force", action="store_true", help="regenerate even when complete")
+    p.add_argument("--force", action="store_true",
+                   help="delete the existing samples and generate them again (says what it "
+                        "replaced)")
+    _data_identity_args(p)
     p.set_defaults(func=cmd_generate)
 
     p = add("evaluate", "evaluate a run's samples, or a folder of images named after the "
@@ -168,8 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metric not to compute (fid, kid, miou, accuracy, lpips; repeatable)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", default="auto")
-    p.add_argument("--force", action="store_true", help="re-evaluate even when recorded")
+    p.add_argument("--force", action="store_true",
+                   help="compute the metrics again even when recorded (says what it replaced)")
     _strict_arg(p)
+    _data_identity_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = add("leaderboard", "write results/leaderboard.{csv,md,tex} from every metrics.json",
@@ -276,8 +293,11 @@ def _progress(args: argparse.Namespace) -> bool:
 def _load_cfg(args: argparse.Namespace, method: str | None = None):
     from harness.experiment import load_experiment
 
+    overrides = list(args.overrides)
+    if getattr(args, "verify_content", False):
+        overrides.append("dataset.verify_content=true")
     return load_experiment(method if method is not None else args.method, args.dataset,
-                           config_files=args.config, overrides=args.overrides)
+                           config_files=args.config, overrides=overrides)
 
 
 def _methods_of(text: str | None) -> list[str | None]:
@@ -320,7 +340,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             s = run_experiment(cfg, runs_dir=args.runs_dir, results_dir=args.results_dir,
                                protocol=args.protocol, run_id=args.run_id, fresh=args.fresh,
-                               progress=_progress(args), leaderboard=True, preflight=False)
+                               progress=_progress(args), leaderboard=True, preflight=False,
+                               allow_data_change=args.allow_data_change)
         except Exception as exc:
             # With several methods one failure (a diverged training, a missing file) must not
             # cost the others: report it, go on, exit non-zero at the end.
@@ -373,24 +394,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         preflight([(cfg, None, True)])  # the files training loads, before anything is built
     rd = prepare_run(cfg, args.runs_dir, run_id=args.run_id, fresh=args.fresh)
     LOG.info("run %s: %s", rd.run_id, rd.path)
-    summary = train_stage(cfg, rd, progress=_progress(args))
+    summary = train_stage(cfg, rd, progress=_progress(args),
+                          allow_data_change=args.allow_data_change)
     if hdist.info().is_main:
         emit_json({"run_dir": str(rd.path), "run_id": rd.run_id, "train": summary})
     return 0
 
 
+def _open_run(path: str, verify_content: bool = False):
+    rd, cfg = open_run(path)
+    if verify_content:
+        cfg.dataset.options.verify_content = True
+    return rd, cfg
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from harness.core import dist as hdist
     from harness.run import generate_stage, resolve_protocol
 
-    rd, cfg = _open_run(args.run)
+    rd, cfg = _open_run(args.run, args.verify_content)
     hdist.init(cfg.train.device)
     protocol = resolve_protocol(args.protocol or cfg.eval.protocol, cfg.dataset.name)
     manifest = generate_stage(rd, cfg, protocol, inference=args.inference, which=args.checkpoint,
                               batch_size=args.batch_size, progress=_progress(args),
-                              force=args.force)
+                              force=args.force, allow_data_change=args.allow_data_change)
     if hdist.info().is_main:
         out = rd.samples_dir(protocol.id, manifest["inference"])
         emit_json({"samples": str(out), "manifest": str(out / "manifest.json"),
@@ -411,25 +438,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for flag in ("dataset", "split", "out", "label"):
             if getattr(args, flag):
                 raise ConfigError(f"evaluate --run: --{flag} applies to --images only")
-        rd, cfg = _open_run(args.run)
+        rd, cfg = _open_run(args.run, args.verify_content)
         hdist.init(cfg.train.device)
         if args.skip:
             cfg.eval.skip = sorted(set(cfg.eval.skip) | set(args.skip))
         protocol = resolve_protocol(args.protocol or cfg.eval.protocol, cfg.dataset.name)
         device = resolve_device(args.device if args.device != "auto" else cfg.train.device)
         generate_stage(rd, cfg, protocol, inference=args.inference, batch_size=args.batch_size,
-                       device=device, progress=_progress(args))
+                       device=device, progress=_progress(args),
+                       allow_data_change=args.allow_data_change)
         record = evaluate_stage(rd, cfg, protocol, inference=args.inference,
                                 batch_size=args.batch_size, device=device,
-                                progress=_progress(args), force=args.force)
+                                progress=_progress(args), force=args.force,
+                                allow_data_change=args.allow_data_change)
         out = rd.metrics_file
     else:
         if not args.dataset:
             raise ConfigError("evaluate --images: --dataset is required")
         hdist.init(args.device)
+        if args.allow_data_change:
+            raise ConfigError("evaluate --images: --allow-data-change applies to --run only")
+        overrides = [*args.overrides, *(["dataset.verify_content=true"]
+                                        if args.verify_content else [])]
         record, out = evaluate_folder(
             Path(args.images), args.dataset, split=args.split, protocol=args.protocol,
-            out=args.out, label=args.label, config_files=args.config, overrides=args.overrides,
+            out=args.out, label=args.label, config_files=args.config, overrides=overrides,
             skip=args.skip, batch_size=args.batch_size or 8, device=resolve_device(args.device),
             progress=_progress(args))
     if hdist.info().is_main:

@@ -127,14 +127,17 @@ def generate_samples(method: "Method", dataset: "SemanticDataset", protocol: "Pr
                      inference: str = "random", seeds: Sequence[int] | None = None,
                      batch_size: int = 8, dist: hdist.DistInfo | None = None,
                      origin: Mapping[str, Any] | None = None, progress: bool = True,
-                     extra: Mapping[str, Any] | None = None) -> dict:
+                     extra: Mapping[str, Any] | None = None,
+                     donors: Sequence[tuple[Path, Mapping[str, Any]]] = ()) -> dict:
     """Generate the evaluation set of ``protocol`` with ``method``; returns the manifest.
 
     ``dataset`` is the evaluation split (built with ``train=False``). ``seeds`` defaults to the
     protocol's; a method that is not multimodal gives the same image for every seed, so only the
     first seed is generated for it (recorded as ``"unimodal": true``). ``origin`` identifies what
     produced the images (run id, checkpoint); files generated from another origin are removed.
-    Every rank generates its shard of keys; rank 0 writes the manifest.
+    Every rank generates its shard of keys; rank 0 writes the manifest. ``donors``: complete
+    sample sets known to hold identical images (:mod:`harness.sample_reuse`); files they list
+    are linked instead of generated.
     """
     out_dir = Path(out_dir)
     d = dist or hdist.info()
@@ -158,14 +161,6 @@ def generate_samples(method: "Method", dataset: "SemanticDataset", protocol: "Pr
     origin_doc = {"method": method.name, "protocol": pid,
                   "inference": inference, **dict(origin or {})}
 
-    # Files from another checkpoint / method must not be mixed with new ones.
-    if d.is_main:
-        if out_dir.exists() and not _origin_matches(out_dir, origin_doc):
-            shutil.rmtree(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / ORIGIN, origin_doc)
-    hdist.barrier()
-
     files: dict[str, dict[str, str]] = {str(s): {} for s in gen_seeds}
     diversity: dict[str, list[str]] = {}
     jobs: list[_Job] = []
@@ -184,6 +179,19 @@ def generate_samples(method: "Method", dataset: "SemanticDataset", protocol: "Pr
                 outputs.append((rel, DIVERSITY_OFFSET, j))
             diversity[key] = rels
         jobs.append(_Job(index_of[key], key, outputs))
+
+    # Files from another checkpoint / method must not be mixed with new ones.
+    reused: dict[str, int] = {}
+    if d.is_main:
+        if out_dir.exists() and not _origin_matches(out_dir, origin_doc):
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / ORIGIN, origin_doc)
+        if donors:
+            from harness.sample_reuse import reuse
+            reused = reuse(donors, [(j.key, s, rel.as_posix()) for j in jobs
+                                    for rel, s, _ in j.outputs], out_dir)
+    hdist.barrier()
 
     mine = hdist.shard(jobs, d)
     todo = [j for j in mine if any(not (out_dir / rel).is_file() for rel, _, _ in j.outputs)]
@@ -218,6 +226,7 @@ def generate_samples(method: "Method", dataset: "SemanticDataset", protocol: "Pr
         "classwise": {k: {str(c): fs for c, fs in v.items()} for k, v in classwise.items()},
         "origin": origin_doc,
         "generated_now": int(sum(counts)),
+        "reused_from": reused,
         "seconds": round(time.perf_counter() - start, 3),
         **dict(extra or {}),
     }

@@ -5,10 +5,14 @@ output already exists for the same inputs:
 
 - train: the runner resumes from the 'latest' checkpoint; a finished training returns at once;
 - generate: skipped when ``samples/<protocol id>/<inference>/manifest.json`` is complete and was
-  produced from the same checkpoint (sha256); otherwise only missing images are generated
-  (images are deterministic per (seed, key), so a partial set is completed exactly);
+  produced from the same checkpoint (sha256) and the same input data (fingerprint); otherwise
+  only missing images are generated (images are deterministic per (seed, key), so a partial set
+  is completed exactly), or linked from another protocol's identical set;
 - evaluate: skipped when ``metrics.json`` holds ``<protocol id>/<inference>`` for the same
   samples (the manifest's origin is stored in the record).
+
+Every stage first checks that the dataset split it reads is the data the run recorded
+(:mod:`harness.data_identity`); a change is an error unless ``allow_data_change``.
 
 Rank 0 owns the run directory's bookkeeping (config.yaml, run.json, metrics.json); every rank
 trains, generates and evaluates its shard.
@@ -137,10 +141,16 @@ def prepare_run(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, run_id:
 # ----------------------------------------------------------------------------------------------
 # Stages
 # ----------------------------------------------------------------------------------------------
-def train_stage(cfg: ExperimentConfig, rd: RunDir, *, progress: bool = True) -> dict:
-    """Train (resuming from 'latest'); skipped when run.json says training finished."""
+def train_stage(cfg: ExperimentConfig, rd: RunDir, *, progress: bool = True,
+                allow_data_change: bool = False) -> dict:
+    """Train (resuming from 'latest'); skipped when run.json says training finished.
+
+    The train split must be the data the run recorded (harness.data_identity)."""
+    from harness.data_identity import check_split
     from harness.train.trainer import train
 
+    check_split(rd, build_dataset(cfg.dataset, "train", train=False, seed=cfg.train.seed),
+                allow_change=allow_data_change)
     # Rank 0 decides every skip, so all ranks take the same path through the collectives.
     if hdist.broadcast_object(rd.stage_done("train") and checkpoint_exists(rd)):
         LOG.info("train: already finished in %s (skipped)", rd.path)
@@ -220,22 +230,44 @@ def load_method(rd: RunDir, cfg: ExperimentConfig, *, which: str = "latest", dev
 
 def generate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *, inference: str | None = None,
                    which: str = "latest", batch_size: int | None = None, device: Any = None,
-                   progress: bool = True, force: bool = False) -> dict:
-    """Generate the protocol's evaluation set; skipped when complete for the same checkpoint."""
+                   progress: bool = True, force: bool = False,
+                   allow_data_change: bool = False) -> dict:
+    """Generate the protocol's evaluation set; skipped when complete for the same checkpoint
+    and the same input data (the split's recorded fingerprint, harness.data_identity).
+
+    ``force`` deletes and regenerates a complete set (saying what it replaced); images that
+    another protocol of this run generated identically (same size, inputs, checkpoint,
+    inference) are linked instead of generated (harness.sample_reuse)."""
+    from harness.data_identity import check_split
     from harness.generate import generate_samples, load_manifest, manifest_complete
+    from harness.sample_reuse import find_donors
 
     inference = inference or cfg.eval.inference
     out = rd.samples_dir(protocol.id, inference)
     checkpoint = checkpoint_file(rd, which)
-    origin = checkpoint_origin(rd, checkpoint)
+    dataset = build_dataset(cfg.dataset, protocol.split, train=False, seed=cfg.train.seed)
+    inputs = check_split(rd, dataset, allow_change=allow_data_change)
+    origin = {**checkpoint_origin(rd, checkpoint), "inputs": inputs["fingerprint"]}
     manifest = load_manifest(out)
     stage = f"generate/{protocol.id}/{inference}"
     if hdist.broadcast_object(not force and manifest_complete(manifest, out, origin)):
         LOG.info("generate: %s is complete (skipped)", out)
         return manifest
     d = hdist.info()
-    dataset = build_dataset(cfg.dataset, protocol.split, train=False, seed=cfg.train.seed)
     _check_resolution(dataset, protocol, cfg)
+    extra = {"run_id": rd.run_id, "variant": cfg.name, "config_hash": cfg.hash(),
+             "resolution": list(protocol.resolution_hw), "inputs": inputs}
+    donors: list = []
+    if d.is_main:
+        if force and out.exists():
+            _replace_samples(out, manifest)
+        elif manifest is not None and any((manifest.get("origin") or {}).get(k) != v
+                                          for k, v in origin.items()):
+            LOG.warning("generate: the samples in %s come from another checkpoint or other "
+                        "input data; regenerating them", out)
+        donors = find_donors(rd.path / "samples", out,
+                             {"split": protocol.split, "dataset": dataset.name, **extra},
+                             {"method": cfg.method.name, "inference": inference, **origin})
     # The very file whose sha256 names the samples (not a fallback to an older one).
     method = load_method(rd, cfg, which=str(checkpoint), device=device)
     start = time.perf_counter()
@@ -245,17 +277,36 @@ def generate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *, inferenc
         with stop_signals_raise():  # SIGTERM: record 'interrupted' below, not a stale 'running'
             manifest = generate_samples(method, dataset, protocol, out, inference=inference,
                                         batch_size=batch_size or cfg.eval.batch_size, dist=d,
-                                        origin=origin, progress=progress,
-                                        extra={"run_id": rd.run_id, "variant": cfg.name})
+                                        origin=origin, progress=progress, extra=extra,
+                                        donors=donors)
     except BaseException as exc:
         if d.is_main:
             rd.set_stage(stage, status=stage_outcome(exc),
                          error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     if d.is_main:
+        if manifest.get("reused_from"):
+            LOG.warning("generate: %d images of %s linked from identical samples of %s (same "
+                        "size, inputs, checkpoint and inference), not generated again",
+                        sum(manifest["reused_from"].values()), out,
+                        ", ".join(sorted(manifest["reused_from"])))
         rd.set_stage(stage, status="done", seconds=round(time.perf_counter() - start, 3),
-                     images=manifest["num_images"], seeds=manifest["seeds"], error=None)
+                     images=manifest["num_images"], seeds=manifest["seeds"],
+                     generated=manifest["generated_now"],
+                     reused=sum((manifest.get("reused_from") or {}).values()), error=None)
     return manifest
+
+
+def _replace_samples(out: Path, manifest: Mapping[str, Any] | None) -> None:
+    """``generate --force``: delete the existing set, saying what it was."""
+    import shutil
+
+    n = sum(1 for p in out.rglob("*.png"))
+    origin = (manifest or {}).get("origin") or {}
+    LOG.warning("generate --force: replacing %d images in %s (generated from checkpoint %s, "
+                "sha256 %s)", n, out, origin.get("checkpoint", "?"),
+                str(origin.get("checkpoint_sha256", "?"))[:12])
+    shutil.rmtree(out)
 
 
 def _check_resolution(dataset: Any, protocol: Any, cfg: ExperimentConfig | None) -> None:
@@ -276,11 +327,14 @@ def retry_metrics(record: Mapping[str, Any]) -> list[str]:
 
 def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
                    inference: str | None = None, batch_size: int | None = None,
-                   device: Any = None, progress: bool = True, force: bool = False) -> dict:
+                   device: Any = None, progress: bool = True, force: bool = False,
+                   allow_data_change: bool = False) -> dict:
     """Evaluate the generated set of every seed, combine the seeds, record into metrics.json.
 
-    Skipped when metrics.json already holds this protocol/inference for the same samples."""
+    Skipped when metrics.json already holds this protocol/inference for the same samples (whose
+    origin includes the input data's fingerprint); samples of other input data are refused."""
     from harness.core.records import read_metrics, write_record
+    from harness.data_identity import check_split
     from harness.generate import load_manifest
 
     inference = inference or cfg.eval.inference
@@ -289,6 +343,14 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
     if manifest is None:
         raise RunError(f"{out} has no manifest.json: generate the samples first "
                        f"(`python -m harness generate --run {rd.path}`)")
+    dataset = build_dataset(cfg.dataset, protocol.split, train=False, seed=cfg.train.seed)
+    inputs = check_split(rd, dataset, allow_change=allow_data_change)
+    made_from = (manifest.get("origin") or {}).get("inputs")
+    if made_from != inputs["fingerprint"]:
+        raise RunError(f"{out} was generated from other {protocol.split!r} data (fingerprint "
+                       f"{str(made_from or 'not recorded')[:12]}, the data now is "
+                       f"{inputs['fingerprint'][:12]}); "
+                       f"regenerate it: `python -m harness generate --run {rd.path}`")
     key = metrics_key(protocol, inference)
     existing = read_metrics(rd.metrics_file)["evaluations"].get(key)
     if hdist.broadcast_object(bool(not force and existing and
@@ -299,9 +361,12 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
     if existing and retry_metrics(existing) and not force:
         LOG.info("evaluate: retrying %s (skipped before: %s)", key,
                  ", ".join(retry_metrics(existing)))
+    if existing and force and hdist.info().is_main:
+        LOG.warning("evaluate --force: replacing the record %s in %s (%s)", key, rd.metrics_file,
+                    ", ".join(f"{k}={v}" for k, v in metric_values(existing).items()
+                              if not isinstance(v, str)) or "no numbers")
     d = hdist.info()
     stage = f"evaluate/{key}"
-    dataset = build_dataset(cfg.dataset, protocol.split, train=False, seed=cfg.train.seed)
     start = time.perf_counter()
     if d.is_main:
         rd.set_stage(stage, status="running")
@@ -320,6 +385,7 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
         "config_hash": cfg.hash(), "variant_hash": cfg.variant_hash(),
         "train_seed": cfg.train.seed, "inference": inference,
         "samples_origin": manifest.get("origin"),
+        "data": {**record.get("data", {}), **inputs},
         "unimodal_single_seed": bool(manifest.get("unimodal")) and
         len(manifest.get("protocol_seeds") or []) > 1,
     })
@@ -411,7 +477,7 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
                    results_dir: str | Path | None = "results", protocol: str | None = None,
                    run_id: str | None = None, fresh: bool = False, progress: bool = True,
                    leaderboard: bool = True, allow_missing_weights: bool = False,
-                   preflight: bool = True) -> RunSummary:
+                   preflight: bool = True, allow_data_change: bool = False) -> RunSummary:
     """train -> generate -> evaluate -> record -> leaderboard for one configuration.
 
     ``preflight``: first check every weight file and the protocol's fit to the dataset
@@ -425,13 +491,14 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
     LOG.info("run %s: %s", rd.run_id, rd.path)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    train_stage(cfg, rd, progress=progress)
+    train_stage(cfg, rd, progress=progress, allow_data_change=allow_data_change)
     seconds["train"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    generate_stage(rd, cfg, proto, progress=progress)
+    generate_stage(rd, cfg, proto, progress=progress, allow_data_change=allow_data_change)
     seconds["generate"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    record = evaluate_stage(rd, cfg, proto, progress=progress)
+    record = evaluate_stage(rd, cfg, proto, progress=progress,
+                            allow_data_change=allow_data_change)
     seconds["evaluate"] = round(time.perf_counter() - t, 3)
     if leaderboard and results_dir is not None and hdist.info().is_main:
         t = time.perf_counter()

@@ -19,6 +19,7 @@ from evaluators.pairing import PairingError, pair_images
 from evaluators.protocol import load_protocol
 from harness.core.records import METRICS, RecordError, combine_seeds, read_metrics, write_record
 from evaluators.reference_cache import reference_dir
+from harness.core.data.fingerprint import split_fingerprint
 
 RECORD_KEYS = {"schema", "method", "dataset", "variant", "run_id", "protocol", "inference",
                "n_images", "seeds", "metrics", "weights", "environment"}
@@ -83,7 +84,8 @@ def test_record_end_to_end_and_reference_cache(eval_env, fid_sets, synthetic_val
 
     # The real features are cached under <cache>/reference/<protocol hash>/<fingerprint>/ ...
     ref = reference_dir(protocol, synthetic_val)
-    assert ref.name == synthetic_val.fingerprint() and ref.parent.name == protocol.hash()
+    assert ref.name == split_fingerprint(synthetic_val, "content").digest
+    assert ref.parent.name == protocol.hash()
     assert len(list(ref.glob("fid-real-*.pt"))) == 1
     # ... and a second evaluation never reads a real image again.
     calls = []

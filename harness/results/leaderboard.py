@@ -4,7 +4,10 @@ Grouping, in order:
 
 - one *section* per dataset (spelling-insensitive: 'coco-stuff' == 'cocostuff');
 - one *table* per protocol id inside it: numbers under different protocols are never averaged,
-  ranked or put in one table;
+  ranked or put in one table; for datasets that are whatever a folder holds (``folder``) the
+  table is keyed by the protocol id AND the evaluated split's content fingerprint (shown short,
+  ``<protocol id>@data-<12 hex>``), so two different folders never share a table; in the other
+  tables a row whose data fingerprint differs from the rest of its table gets a footnote;
 - one *row* per (method, variant, inference) inside a table, aggregating every run of it:
   several runs (e.g. training seeds) -> mean and sample std over the runs ("runs");
   a single run -> its value, with the sample std over its generation seeds when it recorded
@@ -299,6 +302,29 @@ def assign_notes(rows: tuple[Row, ...], real: Row | None
     return new_rows, new_real, tuple(notes)
 
 
+def usual_data(records: list[Record]) -> str | None:
+    """The data fingerprint most records of a table share (None: fewer than two differ)."""
+    fps = [r.data_fingerprint for r in records if r.data_fingerprint]
+    if len(set(fps)) < 2:
+        return None
+    return max(sorted(set(fps)), key=fps.count)
+
+
+def flag_other_data(row: Row, group: list[Record], usual: str | None, warn: Warn) -> Row:
+    """A caveat on a row whose runs evaluated other data than the table's usual data: the
+    same protocol on different files is not comparable."""
+    if usual is None:
+        return row
+    other = sorted({r.data_fingerprint for r in group
+                    if r.data_fingerprint and r.data_fingerprint != usual})
+    if not other:
+        return row
+    text = (f"evaluated on other data than the rest of this table (val fingerprint "
+            f"{', '.join(o[:12] for o in other)}, the others {usual[:12]}): not comparable")
+    warn(f"protocol {group[0].protocol_id}: {row.label} ({row.variant}) {text}")
+    return replace(row, record_notes=(*row.record_notes, text))
+
+
 # --------------------------------------------------------------------------------------------
 # the whole leaderboard
 # --------------------------------------------------------------------------------------------
@@ -312,8 +338,9 @@ def protocol_table(records: list[Record], warn: Warn = _log_warning) -> Protocol
     for method, variant, vhash, inference in groups:
         names.setdefault((method, variant, inference), set()).add(vhash)
     rows = []
+    usual = usual_data(records)
     for (method, variant, vhash, inference), g in groups.items():
-        row = reproduced_row(dedupe_runs(g, warn))
+        row = flag_other_data(reproduced_row(dedupe_runs(g, warn)), g, usual, warn)
         if len(names[(method, variant, inference)]) > 1:
             # Two configurations share a name: tell them apart instead of averaging them.
             row = replace(row, variant=f"{variant} [{(vhash or 'unknown')[:8]}]")
@@ -329,7 +356,7 @@ def protocol_table(records: list[Record], warn: Warn = _log_warning) -> Protocol
         warn(f"protocol {first.protocol_id}: records carry different hashes {hashes}")
     best_rows = mark_best(rows)
     noted_rows, noted_real, notes = assign_notes(best_rows, real_row(records, warn))
-    return ProtocolTable(dataset=first.dataset, protocol_id=first.protocol_id,
+    return ProtocolTable(dataset=first.dataset, protocol_id=first.table_id,
                          protocol_name=first.protocol_name,
                          protocol_hash=hashes[0] if hashes else None, n_images=n_images,
                          rows=noted_rows, real=noted_real, notes=notes)
@@ -350,7 +377,7 @@ def build_tables(records: Iterable[Record], published: Iterable[PublishedRow] = 
     for r in records:
         k = dataset_key(r.dataset)
         names.setdefault(k, r.dataset)
-        by_dataset.setdefault(k, {}).setdefault(r.protocol_id, []).append(r)
+        by_dataset.setdefault(k, {}).setdefault(r.table_id, []).append(r)
     pub_by_dataset: dict[str, list[PublishedRow]] = {}
     for p in published:
         k = dataset_key(p.dataset)

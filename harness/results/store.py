@@ -55,6 +55,18 @@ class Record:
     metrics: dict[str, Metric] = field(default_factory=dict)
     notes: tuple[str, ...] = ()                 # the evaluator's caveats (e.g. lossy images)
     raw: dict = field(default_factory=dict, repr=False)
+    # sha256 of the evaluated split's files (None: older records) and whether the dataset's
+    # tables are keyed by it (folder datasets), see harness.core.data.fingerprint
+    data_fingerprint: str | None = None
+    tables_by_fingerprint: bool = False
+
+    @property
+    def table_id(self) -> str:
+        """The table this record belongs to: the protocol id, plus the data's short fingerprint
+        for datasets that are whatever a folder holds."""
+        if self.tables_by_fingerprint:
+            return f"{self.protocol_id}@data-{(self.data_fingerprint or 'unknown')[:12]}"
+        return self.protocol_id
 
 
 class Reporter:
@@ -241,6 +253,8 @@ def parse_record(path: Path, key: str, rec: Any, warn: Reporter | None = None) -
         warn(f"{where}: 'notes' should be a list of strings, got {notes_raw!r}; ignored")
         notes = ()
 
+    data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
+    content = data.get("content") if isinstance(data.get("content"), str) else None
     return Record(source=path, key=key, dataset=dataset, protocol_id=pid,
                   protocol_name=pname if isinstance(pname, str) else None,
                   protocol_hash=phash if isinstance(phash, str) else None,
@@ -248,7 +262,8 @@ def parse_record(path: Path, key: str, rec: Any, warn: Reporter | None = None) -
                   run_id=opt_str("run_id"), config_hash=opt_str("config_hash"),
                   variant_hash=opt_str("variant_hash"),
                   train_seed=train_seed, n_images=n_images, seeds=seeds,
-                  metrics=metrics, notes=notes, raw=rec)
+                  metrics=metrics, notes=notes, raw=rec, data_fingerprint=content,
+                  tables_by_fingerprint=data.get("tables_by_fingerprint") is True)
 
 
 def _finite(v: Any) -> bool:

@@ -87,6 +87,9 @@ class DatasetOptions:
     flip: bool = True               # random horizontal flip (training only)
     size_multiple: int = 1          # round sizes to a multiple of this ('none'/'scale_width')
     max_images: int | None = None   # use only the first N (sorted) files of each split
+    # Fingerprint the split by file contents (sha256), not by size + mtime (harness.core.data.
+    # fingerprint); slower, catches an edit that keeps size and mtime.
+    verify_content: bool = runtime(False)
 
     def __post_init__(self) -> None:
         for name in ("load_size", "crop_size", "size_multiple"):
@@ -198,6 +201,9 @@ class SemanticDataset(torch.utils.data.Dataset):
     name: ClassVar[str]
     Options: ClassVar[type[DatasetOptions]] = DatasetOptions
     default_protocol: ClassVar[str | None] = None
+    # True for datasets that are whatever a folder holds: their leaderboard tables are keyed
+    # by the evaluated split's fingerprint, so two different folders never share a table.
+    tables_by_fingerprint: ClassVar[bool] = False
 
     def __init__(self, options: DatasetOptions, split: str, *, train: bool = False,
                  seed: int = 0) -> None:
@@ -262,8 +268,15 @@ class SemanticDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def identity_files(self) -> list[Path]:
+        """Files besides the records' that define the split (e.g. a class list); fingerprinted
+        with the split (harness.core.data.fingerprint)."""
+        return []
+
     def fingerprint(self) -> str:
-        """sha256 over the split's (key, file sizes) list: keys cached reference statistics."""
+        """sha256 over the split's (key, file sizes) list (the harness-trained segmenter's
+        cache key). What a run, its samples and the reference statistics record is the finer
+        fingerprint of harness.core.data.fingerprint (paths with size + mtime, or contents)."""
         rows = []
         for r in self.records():
             sizes = []

@@ -104,6 +104,7 @@ class FolderDataset(SemanticDataset):
     name = "folder"
     Options = FolderOptions
     default_protocol = "folder"
+    tables_by_fingerprint = True
 
     def _root(self) -> Path:
         return resolve_root(self.options.root, self.name)
@@ -143,6 +144,9 @@ class FolderDataset(SemanticDataset):
                     instances=instances, image_for=lambda k: img_dir / f"{k}.png",
                     label_for=lambda k: lbl_dir / f"{k}.png",
                     instance_for=lambda k: inst_dir / f"{k}.png", layout=LAYOUT)
+
+    def identity_files(self) -> list[Path]:
+        return [self._root() / "classes.yaml"]
 
     def input_lut(self) -> np.ndarray:
         spec = self.classes

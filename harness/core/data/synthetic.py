@@ -243,6 +243,7 @@ class SyntheticDataset(FolderDataset):
     name = "synthetic"
     Options = SyntheticOptions
     default_protocol = "synthetic"
+    tables_by_fingerprint = False   # a named dataset: its generation parameters are its identity
 
     @cached_property
     def _generated(self) -> Path:
@@ -250,6 +251,10 @@ class SyntheticDataset(FolderDataset):
 
     def _root(self) -> Path:
         return self._generated
+
+    def identity_files(self) -> list[Path]:
+        # generation.json holds the generating parameters; the generated files are listed too.
+        return [*super().identity_files(), self._root() / "generation.json"]
 
     def scan(self):
         if self.split not in SPLITS:
