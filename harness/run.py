@@ -408,7 +408,7 @@ def evaluate_manifest(manifest: Mapping[str, Any], out: Path, dataset: Any, prot
     d = hdist.info()
     multimodal = bool(manifest.get("multimodal"))
     diversity = manifest_diversity(manifest, out) or None
-    classwise = manifest_classwise(manifest, out) if "classwise" in manifest else None
+    classwise = manifest_classwise(manifest, out) or None  # None: no per-class codes
     records = []
     for i, seed in enumerate(manifest["seeds"]):
         images = manifest_images(manifest, out, seed)
