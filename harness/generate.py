@@ -283,7 +283,7 @@ def _generate(method: Any, batch: Any, rows: list[int], seed: Any, sample: int |
 
 def load_manifest(out_dir: str | Path) -> dict | None:
     p = Path(out_dir) / MANIFEST
-    return read_json(p) if p.is_file() else None
+    return read_json(p, expect=dict) if p.is_file() else None
 
 
 def manifest_images(manifest: Mapping[str, Any], out_dir: str | Path, seed: int | str) -> dict[str, Path]:
