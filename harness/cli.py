@@ -7,6 +7,7 @@ ONE line on stderr; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 import textwrap
@@ -30,7 +31,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from harness.core.data.base import DatasetError
     from harness.core.errors import UserError
     from harness.generate import GenerationError
-    from harness.core.io import OutputError
+    from harness.core.io import OutputError, UnreadableFileError
     from harness.core.registry import RegistryError
     from harness.rundir import RunError
     from harness.train.checkpoint import CheckpointMismatch
@@ -39,7 +40,24 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     return (ConfigError, DatasetError, RegistryError, WeightsUnavailable, WeightsHashMismatch,
             OutputError, RunError, NotSupported, GenerationError, EvaluationError, PairingError,
             RecordError, TrainedSegmenterError, SegmenterCheckpointMismatch, CheckpointMismatch,
-            UserError)
+            UserError, UnreadableFileError)
+
+
+
+# An OSError with one of these errno values is the environment's (a full disk, a read-only or
+# missing folder), not a bug: one line naming the path, exit status 2.
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+                                 errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG})
+
+
+def _environment_error(exc: BaseException) -> OSError | None:
+    """The OSError of ``exc`` or of its causes that is the environment's to fix, if any."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 from harness.cli_common import emit_json, open_run  # noqa: E402
@@ -78,6 +96,13 @@ def _run_dir_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-id", help="run directory name (default: <config name>-<config hash>)")
     p.add_argument("--fresh", action="store_true",
                    help="delete this configuration's run directory and start over")
+    _no_wait_arg(p)
+
+
+def _no_wait_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-wait", action="store_true",
+                   help="when another process is writing to the run directory, fail at once "
+                        "(exit status 2) instead of waiting for it to finish")
 
 
 def _strict_arg(p: argparse.ArgumentParser) -> None:
@@ -158,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete the existing samples and generate them again (says what it "
                         "replaced)")
     _data_identity_args(p)
+    _no_wait_arg(p)
     p.set_defaults(func=cmd_generate)
 
     p = add("evaluate", "evaluate a run's samples, or a folder of images named after the "
@@ -187,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compute the metrics again even when recorded (says what it replaced)")
     _strict_arg(p)
     _data_identity_args(p)
+    _no_wait_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = add("leaderboard", "write results/leaderboard.{csv,md,tex} from every metrics.json",
@@ -242,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="released files by network: G=path [D=path E=path features=path]")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--run-id", default="official", help="run directory name (default: official)")
-    p.add_argument("--force", action="store_true", help="replace an existing run of that name")
+    p.add_argument("--force", action="store_true", help="replace an existing run of that name "
+                   "(the new run is built and checked first, then swapped in)")
+    _no_wait_arg(p)
     p.set_defaults(func=cmd_import_official)
 
     p = add("cluster-features", "re-run the method's after-training step (pix2pixHD K-means of "
@@ -253,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True)
     p.add_argument("--checkpoint", default="latest")
     p.add_argument("--batch-size", type=int, default=1)
+    _no_wait_arg(p)
     p.set_defaults(func=cmd_cluster_features)
 
     p = add("check-data", "validate a dataset's layout and every file; print what is missing",
@@ -341,7 +371,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             s = run_experiment(cfg, runs_dir=args.runs_dir, results_dir=args.results_dir,
                                protocol=args.protocol, run_id=args.run_id, fresh=args.fresh,
                                progress=_progress(args), leaderboard=True, preflight=False,
-                               allow_data_change=args.allow_data_change)
+                               allow_data_change=args.allow_data_change,
+                               wait=not args.no_wait)
         except Exception as exc:
             # With several methods one failure (a diverged training, a missing file) must not
             # cost the others: report it, go on, exit non-zero at the end.
@@ -388,14 +419,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from harness.preflight import preflight, training_finished
     from harness.run import prepare_run, train_stage
 
+    from harness.rundir import RunDir
+    from harness.runlock import claimed_run
+
     cfg = _load_cfg(args)
     hdist.init(cfg.train.device)
     if not training_finished(cfg, args.runs_dir, args.run_id, args.fresh):
         preflight([(cfg, None, True)])  # the files training loads, before anything is built
-    rd = prepare_run(cfg, args.runs_dir, run_id=args.run_id, fresh=args.fresh)
-    LOG.info("run %s: %s", rd.run_id, rd.path)
-    summary = train_stage(cfg, rd, progress=_progress(args),
-                          allow_data_change=args.allow_data_change)
+    with claimed_run(RunDir.for_config(cfg, args.runs_dir, args.run_id).path,
+                     wait=not args.no_wait):
+        rd = prepare_run(cfg, args.runs_dir, run_id=args.run_id, fresh=args.fresh)
+        LOG.info("run %s: %s", rd.run_id, rd.path)
+        summary = train_stage(cfg, rd, progress=_progress(args),
+                              allow_data_change=args.allow_data_change)
     if hdist.info().is_main:
         emit_json({"run_dir": str(rd.path), "run_id": rd.run_id, "train": summary})
     return 0
@@ -412,12 +448,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from harness.core import dist as hdist
     from harness.run import generate_stage, resolve_protocol
 
+    from harness.runlock import run_lock
+
     rd, cfg = _open_run(args.run, args.verify_content)
     hdist.init(cfg.train.device)
     protocol = resolve_protocol(args.protocol or cfg.eval.protocol, cfg.dataset.name)
-    manifest = generate_stage(rd, cfg, protocol, inference=args.inference, which=args.checkpoint,
-                              batch_size=args.batch_size, progress=_progress(args),
-                              force=args.force, allow_data_change=args.allow_data_change)
+    with run_lock(rd.path, wait=not args.no_wait):
+        manifest = generate_stage(rd, cfg, protocol, inference=args.inference,
+                                  which=args.checkpoint, batch_size=args.batch_size,
+                                  progress=_progress(args), force=args.force,
+                                  allow_data_change=args.allow_data_change)
     if hdist.info().is_main:
         out = rd.samples_dir(protocol.id, manifest["inference"])
         emit_json({"samples": str(out), "manifest": str(out / "manifest.json"),
@@ -444,13 +484,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             cfg.eval.skip = sorted(set(cfg.eval.skip) | set(args.skip))
         protocol = resolve_protocol(args.protocol or cfg.eval.protocol, cfg.dataset.name)
         device = resolve_device(args.device if args.device != "auto" else cfg.train.device)
-        generate_stage(rd, cfg, protocol, inference=args.inference, batch_size=args.batch_size,
-                       device=device, progress=_progress(args),
-                       allow_data_change=args.allow_data_change)
-        record = evaluate_stage(rd, cfg, protocol, inference=args.inference,
-                                batch_size=args.batch_size, device=device,
-                                progress=_progress(args), force=args.force,
-                                allow_data_change=args.allow_data_change)
+        from harness.runlock import run_lock
+        with run_lock(rd.path, wait=not args.no_wait):  # the whole evaluation: docs/reliability.md
+            generate_stage(rd, cfg, protocol, inference=args.inference,
+                           batch_size=args.batch_size, device=device, progress=_progress(args),
+                           allow_data_change=args.allow_data_change)
+            record = evaluate_stage(rd, cfg, protocol, inference=args.inference,
+                                    batch_size=args.batch_size, device=device,
+                                    progress=_progress(args), force=args.force,
+                                    allow_data_change=args.allow_data_change)
         out = rd.metrics_file
     else:
         if not args.dataset:
@@ -617,7 +659,7 @@ def cmd_import_official(args: argparse.Namespace) -> int:
         raise ConfigError("import-official needs --method and --dataset")
     cfg = _load_cfg(args)
     result = import_official(cfg, paths, runs_dir=args.runs_dir, run_id=args.run_id,
-                             force=args.force)
+                             force=args.force, wait=not args.no_wait)
     emit_json(result)
     return 0
 
@@ -625,8 +667,12 @@ def cmd_import_official(args: argparse.Namespace) -> int:
 def cmd_cluster_features(args: argparse.Namespace) -> int:
     from harness.run import cluster_features
 
+    from harness.runlock import run_lock
+
     rd, cfg = _open_run(args.run)
-    emit_json(cluster_features(rd, cfg, which=args.checkpoint, batch_size=args.batch_size))
+    with run_lock(rd.path, wait=not args.no_wait):
+        result = cluster_features(rd, cfg, which=args.checkpoint, batch_size=args.batch_size)
+    emit_json(result)
     return 0
 
 
@@ -710,10 +756,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The runner's TrainingError (non-finite loss, out of memory, interruption, unreadable
         # checkpoint) explains itself and carries its exit status.
         code = getattr(exc, "exit_code", None)
-        if debug or not isinstance(code, int) or not _is_training_error(exc):
+        if not debug and isinstance(code, int) and _is_training_error(exc):
+            sys.stderr.write(f"error: {_message(exc)}\n")
+            return code
+        env = None if debug else _environment_error(exc)
+        if env is None:
             raise
-        sys.stderr.write(f"error: {_message(exc)}\n")
-        return code
+        where = f"{env.filename}: " if env.filename else ""
+        sys.stderr.write(f"error: {where}{env.strerror or env} (check that the folder exists, "
+                         "is writable and has free space)\n")
+        return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
         # Ctrl-C, or SIGTERM turned into harness.interrupt.Interrupted (exit 128 + signal)
         sys.stderr.write(f"{str(exc) or 'interrupted'}\n")

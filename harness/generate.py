@@ -361,7 +361,7 @@ def generate_classwise(method: Any, dataset: Any, files: dict[str, dict[int, lis
 
 def load_manifest(out_dir: str | Path) -> dict | None:
     p = Path(out_dir) / MANIFEST
-    return read_json(p) if p.is_file() else None
+    return read_json(p, expect=dict) if p.is_file() else None
 
 
 def manifest_images(manifest: Mapping[str, Any], out_dir: str | Path, seed: int | str) -> dict[str, Path]:

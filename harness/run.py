@@ -124,7 +124,7 @@ def prepare_run(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, run_id:
         try:
             if fresh:
                 rd.clear()
-            rd.path.mkdir(parents=True, exist_ok=True)
+            _make_run_dir(rd.path)
             rd.write_config(cfg)
             rd.update_status(run_id=rd.run_id, method=cfg.method.name, dataset=cfg.dataset.name,
                              config_hash=cfg.hash())
@@ -136,6 +136,17 @@ def prepare_run(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, run_id:
     if failed is not None:
         raise RunError(f"rank 0 could not prepare {rd.path}: {failed}")
     return rd
+
+
+def _make_run_dir(path: Path) -> None:
+    from harness.core.io import OutputError, folder_problem
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = folder_problem(path) or "is --runs-dir a writable folder?"
+        raise OutputError(exc.errno, f"cannot create the run directory {path}: "
+                                     f"{exc.strerror or exc}; {why}") from exc
 
 
 # ----------------------------------------------------------------------------------------------
@@ -477,29 +488,35 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
                    results_dir: str | Path | None = "results", protocol: str | None = None,
                    run_id: str | None = None, fresh: bool = False, progress: bool = True,
                    leaderboard: bool = True, allow_missing_weights: bool = False,
-                   preflight: bool = True, allow_data_change: bool = False) -> RunSummary:
+                   preflight: bool = True, allow_data_change: bool = False,
+                   wait: bool = True) -> RunSummary:
     """train -> generate -> evaluate -> record -> leaderboard for one configuration.
 
     ``preflight``: first check every weight file and the protocol's fit to the dataset
-    (:mod:`harness.preflight`; False when the caller has checked already)."""
+    (:mod:`harness.preflight`; False when the caller has checked already). The run directory is
+    locked from preparation to the record (``wait=False``: fail at once with
+    :class:`harness.runlock.RunLocked` when another process holds it)."""
+    from harness.runlock import claimed_run
+
     proto = resolve_protocol(protocol or cfg.eval.protocol, cfg.dataset.name)
     if preflight:
         from harness.preflight import preflight as _preflight, training_finished
         _preflight([(cfg, proto, not training_finished(cfg, runs_dir, run_id, fresh))],
                    allow_missing_weights=allow_missing_weights)
-    rd = prepare_run(cfg, runs_dir, run_id=run_id, fresh=fresh)
-    LOG.info("run %s: %s", rd.run_id, rd.path)
     seconds: dict[str, float] = {}
-    t = time.perf_counter()
-    train_stage(cfg, rd, progress=progress, allow_data_change=allow_data_change)
-    seconds["train"] = round(time.perf_counter() - t, 3)
-    t = time.perf_counter()
-    generate_stage(rd, cfg, proto, progress=progress, allow_data_change=allow_data_change)
-    seconds["generate"] = round(time.perf_counter() - t, 3)
-    t = time.perf_counter()
-    record = evaluate_stage(rd, cfg, proto, progress=progress,
-                            allow_data_change=allow_data_change)
-    seconds["evaluate"] = round(time.perf_counter() - t, 3)
+    with claimed_run(RunDir.for_config(cfg, runs_dir, run_id).path, wait=wait):
+        rd = prepare_run(cfg, runs_dir, run_id=run_id, fresh=fresh)
+        LOG.info("run %s: %s", rd.run_id, rd.path)
+        t = time.perf_counter()
+        train_stage(cfg, rd, progress=progress, allow_data_change=allow_data_change)
+        seconds["train"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+        generate_stage(rd, cfg, proto, progress=progress, allow_data_change=allow_data_change)
+        seconds["generate"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+        record = evaluate_stage(rd, cfg, proto, progress=progress,
+                                allow_data_change=allow_data_change)
+        seconds["evaluate"] = round(time.perf_counter() - t, 3)
     if leaderboard and results_dir is not None and hdist.info().is_main:
         t = time.perf_counter()
         refresh_leaderboard(runs_dir, results_dir)
@@ -549,24 +566,34 @@ def _build_method(cfg: ExperimentConfig, info: Any, device: Any = None):
 
 def import_official(cfg: ExperimentConfig, paths: Mapping[str, str | Path], *,
                     runs_dir: str | Path = "runs", run_id: str = "official",
-                    force: bool = False) -> dict:
+                    force: bool = False, wait: bool = True) -> dict:
     """A run directory whose checkpoint holds weights released by the method's authors.
 
     ``paths``: network -> file, as the method's ``import_official`` expects (e.g. G, D, E,
     features). The checkpoint is a regular harness checkpoint at step 0, marked finished, so
-    ``generate --run`` / ``evaluate --run`` work on it as on a trained run."""
+    ``generate --run`` / ``evaluate --run`` work on it as on a trained run.
+
+    Everything is validated and the new run is built in a hidden sibling folder before an
+    existing run is touched; ``force`` then swaps it in (:func:`harness.rundir.replace_run`), so
+    a bad file or a failure at any point leaves the old run as it was."""
     from harness.core.weights import file_sha256
+    from harness.rundir import replace_run
+    from harness.runlock import run_lock
     from harness.train import checkpoint as ckpt
 
     for name, p in paths.items():
         if not Path(p).is_file():
             raise RunError(f"--checkpoint {name}={p}: file does not exist")
     rd = RunDir.for_config(cfg, runs_dir, run_id)
-    if rd.path.exists() and any(rd.path.iterdir()):
-        if not force:
-            raise RunError(f"{rd.path} already exists; pass --force to replace it or choose "
-                           "another --run-id")
-        rd.clear()
+
+    def check_target() -> None:
+        if rd.path.exists() and (not rd.path.is_dir() or any(rd.path.iterdir())):
+            if not force:
+                raise RunError(f"{rd.path} already exists; pass --force to replace it or choose "
+                               "another --run-id")
+            rd.check_replaceable()
+
+    check_target()  # before the (slow) import: fail fast
     from methods import METHODS
     from methods.base import Method, NotSupported
 
@@ -579,8 +606,6 @@ def import_official(cfg: ExperimentConfig, paths: Mapping[str, str | Path], *,
     info = build_dataset(cfg.dataset, split, train=False, seed=cfg.train.seed).info
     method = _build_method(cfg, info)
     report = method.import_official({k: Path(v) for k, v in paths.items()})
-    rd.path.mkdir(parents=True, exist_ok=True)
-    rd.write_config(cfg)
     files = {k: {"path": str(Path(v).resolve()), "sha256": file_sha256(Path(v))}
              for k, v in paths.items()}
     summary = {"loaded": dict(report.loaded), "dropped": dict(report.dropped),
@@ -588,11 +613,18 @@ def import_official(cfg: ExperimentConfig, paths: Mapping[str, str | Path], *,
     state = ckpt.make_state(method=method, cfg=cfg, info=info, step=0, finished=True,
                             after_training={"imported": True})
     state["imported"] = summary
-    path = ckpt.write(rd.checkpoints, state, keep_last=1)
-    rd.update_status(run_id=rd.run_id, method=cfg.method.name, dataset=cfg.dataset.name,
-                     config_hash=cfg.hash(), imported=True)
-    rd.set_stage("train", status="done", imported=True, checkpoint=path.name, **summary)
-    return {"run_dir": str(rd.path), "run_id": rd.run_id, "checkpoint": str(path), **summary}
+    with run_lock(rd.path, wait=wait):
+        check_target()  # again: another process may have created it meanwhile
+        with rd.staging() as new:
+            _make_run_dir(new.path)
+            new.write_config(cfg)
+            path = ckpt.write(new.checkpoints, state, keep_last=1)
+            new.update_status(run_id=rd.run_id, method=cfg.method.name, dataset=cfg.dataset.name,
+                              config_hash=cfg.hash(), imported=True)
+            new.set_stage("train", status="done", imported=True, checkpoint=path.name, **summary)
+            replace_run(new, rd)
+    return {"run_dir": str(rd.path), "run_id": rd.run_id,
+            "checkpoint": str(rd.checkpoints / path.name), **summary}
 
 
 def cluster_features(rd: RunDir, cfg: ExperimentConfig, *, which: str = "latest",

@@ -19,6 +19,8 @@ device, logging cadence) do not change it.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
+import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -30,7 +32,8 @@ from harness.core.records import METRICS_FILE
 from harness.core.config import ConfigError, ExperimentConfig
 from harness.experiment import load_resolved
 from harness.interrupt import stop_signals_raise, was_interrupted
-from harness.core.io import OutputError, atomic_write_json, atomic_write_text, read_json
+from harness.core.io import (OutputError, atomic_write_json, atomic_write_text, fsync_dir,
+                             read_json)
 
 CONFIG_FILE = "config.yaml"
 STATUS_FILE = "run.json"
@@ -137,21 +140,36 @@ class RunDir:
                     "to replace it")
         atomic_write_text(self.config_file, cfg.to_yaml())
 
+    def check_replaceable(self) -> None:
+        """Refuse to delete or replace a folder that does not look like a run directory."""
+        markers = (CONFIG_FILE, STATUS_FILE, METRICS_FILE, "checkpoints")
+        if not self.path.is_dir() or not any((self.path / m).exists() for m in markers):
+            raise OutputError(f"refusing to delete {self.path}: it does not look like a run "
+                              f"directory (none of {', '.join(markers)} inside)")
+
     def clear(self) -> None:
         """Delete this run directory (only if it looks like one) for ``--fresh``."""
         if not self.path.exists():
             return
-        markers = (CONFIG_FILE, STATUS_FILE, METRICS_FILE, "checkpoints")
-        if not any((self.path / m).exists() for m in markers):
-            raise OutputError(f"refusing to delete {self.path}: it does not look like a run "
-                              f"directory (none of {', '.join(markers)} inside)")
+        self.check_replaceable()
         shutil.rmtree(self.path)
+
+    @contextmanager
+    def staging(self) -> Iterator["RunDir"]:
+        """A hidden sibling folder to build a replacement of this run in; removed if the body
+        fails (after a successful :func:`replace_run` it no longer exists)."""
+        tmp = RunDir(self.path.parent / f".{self.run_id}.new-{os.getpid()}")
+        shutil.rmtree(tmp.path, ignore_errors=True)  # a leftover of a killed earlier attempt
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp.path, ignore_errors=True)
 
     # status ----------------------------------------------------------------------------------
     def status(self) -> dict:
         if not self.status_file.is_file():
             return {"run_id": self.run_id, "stages": {}}
-        return read_json(self.status_file)
+        return read_json(self.status_file, expect=dict)
 
     def stage(self, name: str) -> dict | None:
         return self.status().get("stages", {}).get(name)
@@ -161,13 +179,21 @@ class RunDir:
         return bool(st) and st.get("status") == "done"
 
     def set_stage(self, name: str, **fields: Any) -> None:
-        data = self.status()
-        data.setdefault("run_id", self.run_id)
-        stage = dict(data.setdefault("stages", {}).get(name) or {})
-        stage.update(fields)
-        data["stages"][name] = stage
-        data["updated"] = _now()
-        atomic_write_json(self.status_file, data)
+        try:
+            data = self.status()
+            data.setdefault("run_id", self.run_id)
+            stage = dict(data.setdefault("stages", {}).get(name) or {})
+            stage.update(fields)
+            data["stages"][name] = stage
+            data["updated"] = _now()
+            atomic_write_json(self.status_file, data)
+        except (OSError, ValueError) as exc:
+            if fields.get("status") != "failed":
+                raise
+            # Recording a failure must not hide it: on a full disk the error being reported
+            # (a sample, a checkpoint) matters more than run.json's note of it.
+            logging.getLogger("harness").info("could not record stage %s as failed: %s", name,
+                                              exc)
 
     def update_status(self, **fields: Any) -> None:
         data = self.status()
@@ -201,9 +227,35 @@ def stage_outcome(exc: BaseException) -> str:
     return "interrupted" if was_interrupted(exc) else "failed"
 
 
+def replace_run(new: RunDir, target: RunDir) -> None:
+    """Put the complete run ``new`` (a sibling folder) in place of ``target``: the old run is
+    renamed aside, the new one renamed in (each rename atomic), then the old one deleted. If the
+    second rename fails, the old run is renamed back: ``target`` is always a whole run."""
+    old = target.path.parent / f".{target.run_id}.old-{os.getpid()}"
+    had_old = target.path.exists()
+    try:
+        if had_old:
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(target.path, old)
+        try:
+            os.rename(new.path, target.path)
+        except BaseException:
+            if had_old:
+                os.rename(old, target.path)
+            raise
+    except OSError as exc:
+        raise OutputError(exc.errno, f"cannot replace {target.path} by {new.path}: "
+                                     f"{exc.strerror or exc}; {target.path} is unchanged") from exc
+    fsync_dir(target.path.parent)
+    if had_old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def find_runs(runs_dir: str | Path) -> list[RunDir]:
     """Every run directory under ``runs_dir`` (``<dataset>/<method>/<run-id>/config.yaml``)."""
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    return [RunDir(p.parent) for p in sorted(root.glob(f"*/*/*/{CONFIG_FILE}"))]
+    # Dot-names are not runs: lock files and import-official's half-built / outgoing copies.
+    return [RunDir(p.parent) for p in sorted(root.glob(f"*/*/*/{CONFIG_FILE}"))
+            if not any(part.startswith(".") for part in p.relative_to(root).parts)]

@@ -16,8 +16,9 @@ A metric is never a number unless it was computed: missing weights give
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -154,7 +155,7 @@ def read_metrics(path: str | Path) -> dict:
     path = _metrics_path(path)
     if not path.exists():
         return {"schema": SCHEMA, "evaluations": {}}
-    data = read_json(path)
+    data = read_json(path)  # broken JSON: UnreadableFileError naming the file
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or \
             not isinstance(data.get("evaluations"), dict):
         raise RecordError(f"{path} is not a schema-{SCHEMA} metrics file (expected "
@@ -170,9 +171,31 @@ def write_record(path: str | Path, record: dict) -> Path:
     if record.get("schema") != SCHEMA:
         raise RecordError(f"record has schema {record.get('schema')!r}, expected {SCHEMA}")
     path = _metrics_path(path)
-    data = read_metrics(path)
-    data["evaluations"][evaluation_key(record)] = record
-    return atomic_write_json(path, _jsonable(data))
+    with _records_lock(path):  # read-modify-write: concurrent writers must not drop records
+        data = read_metrics(path)
+        data["evaluations"][evaluation_key(record)] = record
+        return atomic_write_json(path, _jsonable(data))
+
+
+@contextmanager
+def _records_lock(path: Path) -> Iterator[None]:
+    """An inter-process lock on one metrics.json (a run's, or a shared ``evaluate --out``
+    file), held only for the read-modify-write; the lock file sits beside it."""
+    from filelock import FileLock
+
+    from harness.core.io import OutputError
+
+    lock = FileLock(str(path.parent / f".{path.name}.lock"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError as exc:
+        raise OutputError(exc.errno, f"cannot write {path}: {exc.strerror or exc} (is "
+                                     f"{path.parent} a writable folder?)") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _jsonable(obj: Any) -> Any:

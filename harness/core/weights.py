@@ -13,6 +13,7 @@ Environment:
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from dataclasses import dataclass
@@ -95,6 +96,13 @@ def file_sha256(path: Path) -> str:
     return _HASH_CACHE[key]
 
 
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
 def _where_to_put(spec: WeightSpec) -> str:
     return (f"put it at ${WEIGHTS_DIR_ENV}/{spec.filename}, or at "
             f"{hub_checkpoints_dir() / spec.filename}, or pass its path explicitly")
@@ -136,7 +144,17 @@ def resolve(spec: WeightSpec, path: str | Path | None = None, *, download: bool 
         download = os.environ.get(OFFLINE_ENV) != "1"
     reason = "downloads are disabled (HARNESS_OFFLINE=1)"
     if download and spec.url:
-        p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(p.parent, os.W_OK):
+                raise OSError(errno.EROFS if _read_only_fs(p.parent) else errno.EACCES,
+                              "read-only file system" if _read_only_fs(p.parent) else
+                              "not writable")
+        except OSError as exc:  # a read-only / misplaced cache: say where, not a traceback
+            raise WeightsUnavailable(
+                f"weights file {spec.filename} for {spec.key} is missing and the weights cache "
+                f"{p.parent} cannot be created ({exc.strerror or exc}). Get it from "
+                f"{spec.url or spec.source} and {_where_to_put(spec)}.") from exc
         try:
             torch.hub.download_url_to_file(spec.url, str(p), hash_prefix=None, progress=True)
             return _verify(spec, p, "download")

@@ -49,6 +49,11 @@ class CheckpointError(TrainingError):
     """A checkpoint cannot be read or written; the message names the file."""
 
 
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint cannot be written (full disk, read-only folder): the user's to fix."""
+    exit_code = 2
+
+
 class CheckpointMismatch(CheckpointError):
     """A checkpoint belongs to another method, dataset or label space."""
 
@@ -357,7 +362,7 @@ def write(directory: str | Path, state: dict, *, keep_last: int = 2,
     except OutputError as exc:
         kept = (f"the previous checkpoint {previous} and the 'latest' pointer are unchanged"
                 if previous is not None else "no earlier checkpoint exists")
-        raise CheckpointError(
+        raise CheckpointWriteError(
             f"cannot write checkpoint {path}: {_reason(exc)}; {kept}. Make {directory} "
             "writable or free space, then run the same command to resume") from exc
     prune(directory, keep_last)
@@ -369,7 +374,7 @@ def set_best(directory: str | Path, path: Path, metric: float | None = None) -> 
     try:
         atomic_write_text(Path(directory) / BEST, text)
     except OutputError as exc:
-        raise CheckpointError(f"cannot write the 'best' pointer in {directory}: "
+        raise CheckpointWriteError(f"cannot write the 'best' pointer in {directory}: "
                               f"{_reason(exc)}") from exc
 
 

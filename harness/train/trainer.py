@@ -190,13 +190,17 @@ def _determinism(deterministic: bool, device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
 
 
-def _all_ranks_ok(error: str | TrainingError | None) -> None:
-    """Raise the same error on every rank when rank 0 reports one (a message: CheckpointError)."""
-    error = hdist.broadcast_object(error)
+def _all_ranks_ok(error: str | BaseException | None, *, write: bool = False) -> None:
+    """Raise the same error on every rank when rank 0 reports one: a TrainingError as it is (a
+    non-finite state), a CheckpointWriteError (exit status 2, a folder that cannot be written)
+    or else a CheckpointError with the message."""
+    if isinstance(error, BaseException) and not isinstance(error, TrainingError):
+        write, error = isinstance(error, ckpt.CheckpointWriteError), str(error)
+    error, write = hdist.broadcast_object((error, write))
     if isinstance(error, TrainingError):
         raise error
     if error:
-        raise ckpt.CheckpointError(error)
+        raise (ckpt.CheckpointWriteError if write else ckpt.CheckpointError)(error)
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -246,7 +250,7 @@ class _Trainer:
                     atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
                 except OSError as exc:
                     error = f"cannot write {self.run_dir / 'config.yaml'}: {exc}"
-        _all_ranks_ok(error)
+        _all_ranks_ok(error, write=True)
 
     def _build_dataset(self, *, train: bool):
         from harness.core.data import DATASETS
@@ -271,8 +275,9 @@ class _Trainer:
         try:
             self.sampler = ResumableSampler(len(self.dataset), tc.batch_size * tc.grad_accum,
                                             d.world_size, d.rank, tc.seed, tc.drop_last)
-        except TooFewSamples as exc:
-            raise TrainingError(f"dataset '{self.cfg.dataset.name}': {exc}") from None
+        except TooFewSamples as exc:  # the configuration's to fix: exit status 2
+            from harness.core.config import ConfigError
+            raise ConfigError(f"dataset '{self.cfg.dataset.name}': {exc}") from None
         self.spe = self.sampler.steps_per_epoch
         self.total = total_steps(self.spe, tc.epochs_constant, tc.epochs_decay, tc.max_steps)
 
@@ -389,7 +394,7 @@ class _Trainer:
                     path = ckpt.write(self.ckdir, state, keep_last=self.tc.keep_last,
                                       check_finite=False)  # checked just above
                 except ckpt.CheckpointError as exc:
-                    error = str(exc)
+                    error = exc
         _all_ranks_ok(error)
         path = Path(hdist.broadcast_object(str(path) if path is not None else None))
         self.last_checkpoint = (path, step)
