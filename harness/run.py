@@ -269,7 +269,11 @@ def generate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *, inferenc
     extra = {"run_id": rd.run_id, "variant": cfg.name, "config_hash": cfg.hash(),
              "resolution": list(protocol.resolution_hw), "inputs": inputs}
     donors: list = []
+    # The very file whose sha256 names the samples (not a fallback to an older one). Loaded, and
+    # run.json read, before --force deletes anything: a bad input must not cost the old set.
+    method = load_method(rd, cfg, which=str(checkpoint), device=device)
     if d.is_main:
+        rd.status()
         if force and out.exists():
             _replace_samples(out, manifest)
         elif manifest is not None and any((manifest.get("origin") or {}).get(k) != v
@@ -279,8 +283,6 @@ def generate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *, inferenc
         donors = find_donors(rd.path / "samples", out,
                              {"split": protocol.split, "dataset": dataset.name, **extra},
                              {"method": cfg.method.name, "inference": inference, **origin})
-    # The very file whose sha256 names the samples (not a fallback to an older one).
-    method = load_method(rd, cfg, which=str(checkpoint), device=device)
     start = time.perf_counter()
     if d.is_main:
         rd.set_stage(stage, status="running")

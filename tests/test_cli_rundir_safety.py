@@ -33,7 +33,9 @@ def train_args(runs: Path, data_root: Path, *extra: str) -> list[str]:
 
 
 def one_line_error(err: str) -> str:
-    lines = err.strip().splitlines()
+    """The error, one line (log records such as generate --force's 'replacing ...' warning are
+    not part of it)."""
+    lines = [x for x in err.strip().splitlines() if not x.startswith("harness: ")]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     return lines[0]
 
