@@ -67,6 +67,10 @@ class SyntheticOptions(DatasetOptions):
     num_train: int = 256
     num_val: int = 64
     generation_seed: int = 0                # part of the cache key
+    # Per-image shift of each class's base colour, uniform in [-j, j] per channel. The default
+    # scenes barely vary within a class; a larger j gives per-class appearance to learn (what
+    # GroupDNet's class codes and mCSD / mOCD are about).
+    colour_jitter: float = 0.05
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -74,22 +78,26 @@ class SyntheticOptions(DatasetOptions):
             raise ValueError(f"size must be >= 16, got {self.size}")
         if self.num_train < 1 or self.num_val < 1:
             raise ValueError("num_train and num_val must be >= 1")
+        if not 0.0 <= self.colour_jitter <= 1.0:
+            raise ValueError(f"colour_jitter must lie in [0, 1], got {self.colour_jitter}")
 
 
 def generation_key(options: SyntheticOptions) -> str:
     """Hash of what determines the generated files (not the transforms)."""
     spec = {"version": GENERATOR_VERSION, "size": options.size, "num_train": options.num_train,
             "num_val": options.num_val, "generation_seed": options.generation_seed}
+    if options.colour_jitter != 0.05:  # the default keeps the keys of caches made before it
+        spec["colour_jitter"] = options.colour_jitter
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # --- one scene ---------------------------------------------------------------------------------
-def _textures(rng: np.random.Generator, s: int) -> np.ndarray:
+def _textures(rng: np.random.Generator, s: int, colour_jitter: float = 0.05) -> np.ndarray:
     """[classes, s, s, 3] float: every class's texture over the whole image."""
     y, x = np.mgrid[0:s, 0:s].astype(np.float64)
     yn = y / s
     tex = np.empty((len(CLASSES), s, s, 3))
-    jitter = rng.uniform(-0.05, 0.05, size=(len(CLASSES), 3))
+    jitter = rng.uniform(-colour_jitter, colour_jitter, size=(len(CLASSES), 3))
     base = np.clip(_COLOURS + jitter, 0, 1)[:, None, None, :]
     phase = rng.uniform(0, 2 * np.pi, size=len(CLASSES))
     ones = np.ones((s, s))
@@ -145,7 +153,8 @@ def _thing_mask(cls: int, rng: np.random.Generator, s: int, ground: float) -> np
     return np.asarray(mask, dtype=bool)
 
 
-def make_scene(rng: np.random.Generator, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_scene(rng: np.random.Generator, s: int, colour_jitter: float = 0.05
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image uint8 [s,s,3], label int64 [s,s], instance int64 [s,s]) of one scene."""
     y, x = np.mgrid[0:s, 0:s] / s
     horizon = rng.uniform(0.3, 0.55)
@@ -172,7 +181,7 @@ def make_scene(rng: np.random.Generator, s: int) -> tuple[np.ndarray, np.ndarray
         counts[cls] += 1
         label[mask] = cls
         instance[mask] = cls * 1000 + counts[cls]
-    tex = _textures(rng, s)
+    tex = _textures(rng, s, colour_jitter)
     yi, xi = np.mgrid[0:s, 0:s]
     img = tex[label, yi, xi]
     # Lighting: a global gain, a gentle linear gradient, then sensor noise.
@@ -194,7 +203,7 @@ def write_split(folder: Path, options: SyntheticOptions, split: str, count: int)
         (folder / split / sub).mkdir(parents=True, exist_ok=True)
     for i in range(count):
         image, label, instance = make_scene(sample_rng(options.generation_seed, split, i),
-                                            options.size)
+                                            options.size, options.colour_jitter)
         name = f"{split}_{i:05d}.png"
         (folder / split / "images" / name).write_bytes(encode_png_rgb(image))
         (folder / split / "labels" / name).write_bytes(encode_png_ids(label))
@@ -223,6 +232,7 @@ def generated_root(options: SyntheticOptions) -> Path:
         atomic_write_json(tmp / "generation.json", {
             "version": GENERATOR_VERSION, "size": options.size, "num_train": options.num_train,
             "num_val": options.num_val, "generation_seed": options.generation_seed,
+            "colour_jitter": options.colour_jitter,
             "things": list(THINGS), "stuff": list(STUFF)})
         try:
             os.rename(tmp, final)
