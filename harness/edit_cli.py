@@ -21,6 +21,10 @@ def add_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
 
     def op(name: str, help: str) -> argparse.ArgumentParser:
         q = ops.add_parser(name, help=help, description=help)
+        q.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks and debug logs")
+        q.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="no progress bars, warnings only")
         q.add_argument("--run", required=True, help="the run directory")
         q.add_argument("--key", required=True, help="the label map's key in the split")
         q.add_argument("--split", default="val", help="dataset split of the keys (default: val)")
