@@ -96,4 +96,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C, or SIGTERM turned into harness.interrupt.Interrupted (exit 128 + signal)
         sys.stderr.write(f"{str(exc) or 'interrupted'}\n")
         return int(getattr(exc, "exit_code", 130))
-

@@ -115,4 +115,3 @@ def skipped_status(args: argparse.Namespace, entries: Sequence[tuple[str, dict]]
     if text is not None and hdist.info().is_main:
         sys.stderr.write(text + "\n")
     return EXIT_SKIPPED_METRICS if text is not None and args.strict else 0
-

@@ -32,7 +32,6 @@ def user_error_types() -> tuple[type[BaseException], ...]:
             UserError, UnreadableFileError)
 
 
-
 # An OSError with one of these errno values is the environment's (a full disk, a read-only or
 # missing folder), not a bug: one line naming the path, exit status 2.
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
@@ -47,7 +46,6 @@ def environment_error(exc: BaseException) -> OSError | None:
             return exc
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
-
 
 
 def is_training_error(exc: BaseException) -> bool:
@@ -68,4 +66,3 @@ def message(exc: BaseException) -> str:
         return type(exc).__name__
     return "\n  ".join([lines[0]] + [ln.strip() if not ln.startswith(" ") else ln.rstrip()
                                      for ln in lines[1:]])
-

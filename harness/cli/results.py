@@ -157,4 +157,3 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         emit_table([{c: _cell(r.get(c)) for c in columns} for r in rows], columns)
     return 0
-

@@ -140,4 +140,3 @@ def cmd_train(args: argparse.Namespace) -> int:
     if hdist.info().is_main:
         emit_json({"run_dir": str(rd.path), "run_id": rd.run_id, "train": summary})
     return 0
-

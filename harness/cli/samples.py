@@ -131,4 +131,3 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from harness.skip_report import unrequested_skips
     label = record.get("variant") or record.get("method") or str(out)
     return skipped_status(args, [(label, unrequested_skips(record))])
-

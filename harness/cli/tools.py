@@ -129,4 +129,3 @@ def cmd_check_data(args: argparse.Namespace) -> int:
                 for line in lines[1:]:
                     sys.stdout.write(f"      {line}\n")
     return 0 if report["ok"] else 1
-

@@ -39,4 +39,3 @@ def check_data(dataset: str, *, splits: Sequence[str] | None = None,
             entry["label_ids"] = ds.allowed_ids()
             entry["size"] = list(ds.eval_size)
     return report
-

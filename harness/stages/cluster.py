@@ -31,4 +31,3 @@ def cluster_features(rd: RunDir, cfg: ExperimentConfig, *, which: str = "latest"
         stage.update(summary=jsonable(summary), new_checkpoint=new.name)
     return {"run_dir": str(rd.path), "checkpoint": str(new), "summary": jsonable(summary),
             "seconds": round(time.perf_counter() - start, 3)}
-

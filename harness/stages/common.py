@@ -169,8 +169,7 @@ def checkpoint_origin(rd: RunDir, which: str | Path = "latest") -> dict:
 
 
 def load_method(rd: RunDir, cfg: ExperimentConfig, *, which: str = "latest", device: Any = None):
-    from harness.train.trainer import restore_method
+    from harness.train.restore import restore_method
 
     device = device if device is not None else resolve_device(cfg.train.device)
     return restore_method(rd.path, cfg, which=which, device=device)
-

@@ -170,4 +170,3 @@ def evaluate_folder(images: Path, dataset: str, *, split: str | None = None,
     if hdist.info().is_main:
         write_record(path, record)
     return record, path
-

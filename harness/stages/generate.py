@@ -103,4 +103,3 @@ def _check_resolution(dataset: Any, protocol: Any, cfg: ExperimentConfig | None)
     from harness.preflight import check_resolution
 
     check_resolution(dataset, protocol, cfg)
-

@@ -80,4 +80,3 @@ def import_official(cfg: ExperimentConfig, paths: Mapping[str, str | Path], *,
             replace_run(new, rd)
     return {"run_dir": str(rd.path), "run_id": rd.run_id,
             "checkpoint": str(rd.checkpoints / path.name), **summary}
-

@@ -15,4 +15,3 @@ def refresh_leaderboard(runs_dir: str | Path | Sequence[str | Path], results_dir
     paths = [runs_dir] if isinstance(runs_dir, (str, Path)) else list(runs_dir)
     return lb.write_leaderboard([Path(p) for p in paths], Path(results_dir),
                                 formats=tuple(formats), published=published)
-

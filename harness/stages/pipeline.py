@@ -73,4 +73,3 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
     return RunSummary(str(rd.path), rd.run_id, cfg.method.name, cfg.dataset.name, proto.id,
                       cfg.eval.inference, metrics=metric_values(record), seconds=seconds,
                       skipped=unrequested_skips(record))
-

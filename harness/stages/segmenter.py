@@ -45,4 +45,3 @@ def train_segmenter(dataset: str, *, config_files: Sequence[str | Path] = (),
     return {"dataset": dataset, "checkpoint": str(result.checkpoint), "cached": result.cached,
             "miou": result.miou, "accuracy": result.accuracy,
             "seconds": round(time.perf_counter() - start, 3), "record": jsonable(result.record)}
-

@@ -44,4 +44,3 @@ def train_stage(cfg: ExperimentConfig, rd: RunDir, *, progress: bool = True,
                      result=summary, error=None)
     hdist.barrier()
     return summary
-
