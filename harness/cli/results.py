@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from harness.cli.common import emit_json, emit_table
 
@@ -37,6 +37,12 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
             """)
     p.add_argument("what", choices=("methods", "datasets", "protocols", "segmenters"))
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p.add_argument("--dataset", default="synthetic",
+                   help="methods: report each method's capabilities for its preset on this "
+                        "dataset (default: synthetic)")
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="methods: YAML layer(s) applied after the presets; a file that names "
+                        "method.name lists that method only")
     p.set_defaults(func=cmd_list)
 
 
@@ -77,18 +83,23 @@ def _source_fields(source: str) -> dict:
     return out
 
 
-def list_rows(what: str) -> tuple[list[dict], list[str]]:
-    """Rows and table columns of `harness list <what>`."""
+def list_rows(what: str, *, dataset: str = "synthetic",
+              config_files: Sequence[str] = ()) -> tuple[list[dict], list[str]]:
+    """Rows and table columns of `harness list <what>` (methods: capabilities of each method's
+    configuration for ``dataset`` with ``config_files``, see :func:`method_capabilities`)."""
     from harness.core.registry import summary_line
 
     if what == "methods":
         from methods import METHODS
+        named = _config_method_names(config_files)
         rows = []
         for e in METHODS.entries():
-            cls = e.obj
-            caps = _class_capabilities(cls)
+            if named and e.name not in named:
+                continue
+            caps, config = method_capabilities(e.name, e.obj, dataset, config_files)
             rows.append({"name": e.name, **_source_fields(e.source),
-                         "description": summary_line(cls), "capabilities": caps})
+                         "description": summary_line(e.obj), "capabilities": caps,
+                         "config": config})
         return rows, ["name", "source", "capabilities", "description"]
     if what == "datasets":
         from harness.core.data import DATASETS
@@ -122,26 +133,43 @@ def list_rows(what: str) -> tuple[list[dict], list[str]]:
     raise ValueError(what)
 
 
-def _class_capabilities(cls: type) -> dict[str, bool]:
-    """Capabilities a method class declares without building it (multimodal is a property of
-    the configuration, e.g. SPADE with or without its encoder, so it is reported as declared)."""
-    from methods.base import Method
-    caps = {"encode_style": getattr(cls, "encode_style", None) is not Method.encode_style,
-            "import_official": getattr(cls, "import_official", None) is not Method.import_official}
-    declared = cls.__dict__.get("multimodal") if "multimodal" in cls.__dict__ else \
-        next((k.__dict__["multimodal"] for k in cls.__mro__ if "multimodal" in k.__dict__), None)
-    if isinstance(declared, bool):
-        caps["multimodal"] = declared
-    else:  # a property: multimodal when overridden (it may still depend on the configuration)
-        caps["multimodal"] = declared is not Method.__dict__["multimodal"]
-    return caps
+def _config_method_names(config_files: Sequence[str]) -> set[str]:
+    """The method names the --config files set (method.name), if any."""
+    from harness.core.config import load_yaml
+
+    return {str(m["name"]) for f in config_files
+            if isinstance(m := load_yaml(f).get("method"), dict) and m.get("name")}
+
+
+def method_capabilities(name: str, cls: type, dataset: str,
+                        config_files: Sequence[str] = ()) -> tuple[dict, dict]:
+    """(capabilities, which configuration they are for) of method ``name``: its presets for
+    ``dataset`` plus ``config_files``, validated like `run` would (no network is built).
+    A configuration that does not load still lists the method, with the error in place of its
+    configuration and the capabilities its class declares for its default Config."""
+    from harness.core.config import ConfigError
+    from harness.core.registry import RegistryError
+    from harness.core.errors import UserError
+    from harness.experiment import load_experiment
+
+    try:
+        cfg = load_experiment(name, dataset, config_files=list(config_files))
+    except (ConfigError, RegistryError, UserError, ValueError) as exc:
+        try:
+            caps = cls.capabilities_for(cls.Config())
+        except Exception:  # noqa: BLE001 - a Config without defaults: nothing to report
+            caps = {}
+        return caps, {"dataset": dataset, "error": str(exc).splitlines()[0]}
+    return cls.capabilities_for(cfg.method.config), {"name": cfg.name, "dataset": dataset,
+                                                    "sources": list(cfg.sources)}
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, dict):
-        on = [k for k, v in value.items() if v is True]
+        on = [k for k, v in value.items() if v is True] + \
+            [f"{k}?" for k, v in value.items() if v is None]  # not known before building
         return ",".join(on) if on else "-"
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
@@ -151,7 +179,7 @@ def _cell(value: Any) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows, columns = list_rows(args.what)
+    rows, columns = list_rows(args.what, dataset=args.dataset, config_files=args.config)
     if args.json:
         emit_json(rows)
     else:
