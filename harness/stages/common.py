@@ -33,14 +33,15 @@ def dataset_spec(name: str, *, config_files: Sequence[str | Path] = (),
     """Options of dataset ``name`` without a method: configs/datasets/<name>.yaml, then the
     ``dataset`` sections of ``config_files``, then ``--set dataset.x=y`` overrides."""
     from harness.core.data import DATASETS
+    from harness.core.presets import config_roots, find_preset
     from harness.core.registry import RegistryError
 
     root = Path(configs_root) if configs_root is not None else CONFIGS_ROOT
     prov = Provenance()
     data: dict = {}
     layers: list[tuple[str, dict]] = []
-    p = root / "datasets" / f"{name}.yaml"
-    if p.is_file():
+    p = find_preset(config_roots(root), f"datasets/{name}.yaml")  # configs/, then plugins'
+    if p is not None:
         layers.append((str(p), load_yaml(p)))
     layers += [(str(f), load_yaml(f)) for f in config_files]
     for source, layer in layers:
