@@ -225,9 +225,28 @@ class Method:
 
     @classmethod
     def multimodal_for(cls, cfg: Any) -> bool | None:
-        """Whether ``cfg`` gives a multimodal method (LPIPS diversity is then measured and needs
-        its backbone weights); None: not known before the method is built."""
+        """Whether ``cfg`` gives a multimodal method: one that can produce several different
+        images for one label map from different seeds (LPIPS diversity is then measured and
+        needs its backbone weights). None: not known before the method is built."""
         return None
+
+    @classmethod
+    def style_encoding_for(cls, cfg: Any) -> bool:
+        """Whether a method built from ``cfg`` can encode a style from an image (``encode_style``;
+        e.g. SPADE only with its encoder). Default: whether the class implements it."""
+        return cls.encode_style is not Method.encode_style
+
+    @classmethod
+    def capabilities_for(cls, cfg: Any) -> dict[str, bool | None]:
+        """The capabilities of a method built from ``cfg``, without building it (``list methods``;
+        the built method's :meth:`capabilities` says the same). ``multimodal`` is None when the
+        method cannot tell before it is built (``multimodal_for`` not declared)."""
+        multimodal = cls.multimodal_for(cfg)
+        if multimodal is None and cls.multimodal is Method.multimodal:
+            multimodal = False  # the base property: never multimodal
+        return {"multimodal": multimodal, "encode_style": cls.style_encoding_for(cfg),
+                "import_official": cls.import_official is not Method.import_official,
+                "classwise": cls.generate_from_codes is not Method.generate_from_codes}
 
     # networks and optimisation ---------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:
@@ -274,7 +293,8 @@ class Method:
     # generation ------------------------------------------------------------------------------
     @property
     def multimodal(self) -> bool:
-        """True when different z / seeds give different images for one label map."""
+        """True when the method can produce several different images for one label map from
+        different seeds (z); see :meth:`multimodal_for` for the same answer before building."""
         return False
 
     @torch.no_grad()

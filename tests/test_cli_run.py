@@ -167,10 +167,10 @@ def test_method_all_runs_every_registered_method(work, monkeypatch, registered_t
 
     def fake_run(cfg, **kw):  # only the dispatch is tested here; each run is tested above
         calls.append(cfg.method.name)
-        from harness.run import RunSummary
+        from harness.stages.pipeline import RunSummary
         return RunSummary("d", "r", cfg.method.name, "synthetic", "p", "random")
 
-    monkeypatch.setattr("harness.run.run_experiment", fake_run)
+    monkeypatch.setattr("harness.stages.pipeline.run_experiment", fake_run)
     from methods import METHODS
     code, out, err = call_main("run", "--method", "all", "--dataset", "synthetic",
                                "--set", "train.max_steps=1", "--runs-dir", str(work["runs"]),
@@ -422,7 +422,7 @@ def test_every_verb_has_help_with_an_example():
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == {"run", "train", "generate", "evaluate", "leaderboard", "list",
                                 "train-segmenter", "import-official", "cluster-features",
-                                "check-data"}
+                                "check-data", "edit"}
     for name, p in sub.choices.items():
         text = p.format_help()
         assert "\nexample:\n  python -m harness " + name in text or \

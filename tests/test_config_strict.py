@@ -8,7 +8,7 @@ import yaml
 from harness.core.config import ConfigError
 from harness.experiment import load_experiment, load_resolved
 from harness.rundir import RunDir, default_run_id
-from harness.run import prepare_run
+from harness.stages.common import prepare_run
 
 from _cli_helpers import call_main
 

@@ -34,11 +34,64 @@ def test_list_methods_shows_the_plugin_with_its_distribution():
     assert row["target"] == "harness_plugin_example.method:ExamplePix2Pix"
     assert row["description"].startswith("Tiny pix2pix-style conditional GAN")
     assert row["capabilities"] == {"encode_style": False, "import_official": False,
-                                   "multimodal": False}
+                                   "multimodal": False, "classwise": False}
     assert rows["spade"]["source"] == "builtin"
     code, table, _ = call_main("list", "methods")
     assert code == 0 and any(line.startswith(PLUGIN) and "plugin harness-plugin-example 0.1.0" in line
                for line in table.splitlines())
+
+
+def _listed(*args):
+    code, out, err = call_main("list", "methods", "--json", *args)
+    assert code == 0, err
+    return {r["name"]: r for r in json.loads(out)}
+
+
+def _built_capabilities(name, config_files):
+    """The capabilities the method built from that configuration reports (independent of
+    Method.capabilities_for, which never builds it)."""
+    from harness.core.data import build_dataset
+    from harness.experiment import load_experiment
+    from methods import METHODS
+
+    cfg = load_experiment(name, "synthetic", config_files=config_files)
+    info = build_dataset("synthetic", cfg.dataset.options, "val").info
+    return METHODS.get(name).build(cfg.method.config, info).capabilities()
+
+
+@pytest.mark.parametrize("name,layer,multimodal,encode_style", [
+    ("spade", None, False, False),                        # the synthetic preset: no encoder
+    ("spade", {"use_vae": True}, True, True),              # with the encoder
+    ("ccfpse", {"use_vae": False}, False, False),
+    ("groupdnet", None, True, True),                       # classwise, always multimodal
+])
+def test_list_methods_reports_capabilities_of_the_configuration(tmp_path, name, layer,
+                                                                multimodal, encode_style):
+    files = []
+    if layer is not None:
+        path = tmp_path / "layer.yaml"
+        path.write_text(json.dumps({"method": {"name": name, **layer}}))  # JSON is YAML
+        files = [str(path)]
+    rows = _listed(*[a for f in files for a in ("--config", f)])
+    if files:
+        assert set(rows) == {name}  # a file naming method.name lists that method only
+    caps = rows[name]["capabilities"]
+    assert caps["multimodal"] is multimodal and caps["encode_style"] is encode_style
+    assert caps["classwise"] is (name == "groupdnet")
+    assert rows[name]["config"]["name"] == f"{name}-synthetic"
+    assert caps == _built_capabilities(name, files)
+
+
+def test_pix2pixhd_is_multimodal_only_with_instance_features(tmp_path):
+    """The built pix2pixHD becomes multimodal once its feature clusters exist (after training);
+    per configuration that is instance_feat."""
+    assert _listed()["pix2pixhd"]["capabilities"]["multimodal"] is False
+    path = tmp_path / "feat.yaml"
+    path.write_text("method:\n  name: pix2pixhd\n  instance_feat: true\n")
+    assert _listed("--config", str(path))["pix2pixhd"]["capabilities"]["multimodal"] is True
+    rows = _listed("--dataset", "nope")
+    assert "unknown dataset" in rows["spade"]["config"]["error"].lower() or \
+        "nope" in rows["spade"]["config"]["error"]
 
 
 def test_the_plugin_runs_end_to_end_by_name(tmp_path):

@@ -6,6 +6,8 @@ Every YAML file has the same top-level sections (``name``, ``method``, ``dataset
 1. ``configs/methods/<method>.yaml``         (method defaults, if the file exists)
 2. ``configs/datasets/<dataset>.yaml``       (dataset defaults, if the file exists)
 3. ``configs/experiments/<method>-<dataset>.yaml`` (the recipe, if the file exists)
+   (each preset is looked up in configs/ first, then in the config folders installed plugins
+   ship, :mod:`harness.core.presets`)
 4. ``--config FILE`` (any number)
 5. ``--set a.b=c`` overrides
 
@@ -454,18 +456,16 @@ def load_experiment(method: str | None = None, dataset: str | None = None, *,
         method = method or (layer.get("method") or {}).get("name")
         dataset = dataset or (layer.get("dataset") or {}).get("name")
 
+    from harness.core.presets import config_roots, find_preset
+
+    roots = config_roots(root)  # configs/ first, then the folders plugins ship (harness.configs)
+    presets = [f"methods/{method}.yaml" if method else None,
+               f"datasets/{dataset}.yaml" if dataset else None,
+               f"experiments/{method}-{dataset}.yaml" if method and dataset else None]
     layers: list[tuple[str, dict]] = []
-    if method:
-        p = root / "methods" / f"{method}.yaml"
-        if p.is_file():
-            layers.append((str(p), load_yaml(p)))
-    if dataset:
-        p = root / "datasets" / f"{dataset}.yaml"
-        if p.is_file():
-            layers.append((str(p), load_yaml(p)))
-    if method and dataset:
-        p = root / "experiments" / f"{method}-{dataset}.yaml"
-        if p.is_file():
+    for relative in presets:
+        p = find_preset(roots, relative) if relative else None
+        if p is not None:
             layers.append((str(p), load_yaml(p)))
     layers.extend(user_layers)
     for source, layer in layers:

@@ -12,7 +12,8 @@ from harness.train.checkpoint import CheckpointError, CheckpointMismatch, NonFin
 from harness.train.finite import NonFiniteStateError
 from harness.train.guards import (NonFiniteLossError, OutOfMemory, TrainingError,
                                   TrainingInterrupted)
-from harness.train.trainer import TrainResult, restore_method, train
+from harness.train.restore import restore_method
+from harness.train.trainer import TrainResult, train
 
 __all__ = ["CheckpointError", "CheckpointMismatch", "NonFiniteCheckpoint", "NonFiniteLossError",
            "NonFiniteStateError", "OutOfMemory",

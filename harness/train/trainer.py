@@ -1,7 +1,10 @@
 """The training loop: one process or many (torchrun), exact resume, guards, logs.
 
     train(cfg, run_dir)            train (or resume) the configured method; returns TrainResult
-    restore_method(run_dir, ...)   the trained method from a checkpoint, for generation/evaluation
+
+(Setup and resume: :mod:`harness.train.setup`; writing checkpoints: :mod:`harness.train.saving`;
+loading a trained method back: :mod:`harness.train.restore`; logging and determinism around the
+session: :mod:`harness.train.session`.)
 
 One step = every phase of the method once (one G and one D update) over a per-process batch of
 ``batch_size x grad_accum`` images, split into ``grad_accum`` micro-batches by ``run_phases``.
@@ -17,30 +20,29 @@ checkpoint, or SIGTERM it at a known step.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
 from harness.core import dist as hdist
 from harness.core.config import ExperimentConfig
 from harness.train import checkpoint as ckpt
-from harness.train import finite, rng
-from harness.train.guards import (NonFiniteLossError, OutOfMemory, StopSignals, TrainingError,
-                                  TrainingInterrupted, nonfinite_message, oom_message)
+from harness.train.guards import (NonFiniteLossError, OutOfMemory, StopSignals, TrainingInterrupted,
+                                  nonfinite_message, oom_message)
 from harness.train.logs import MetricsLog
-from harness.train.placement import (compile_in_place, configure_determinism,
-                                     convert_sync_batchnorm, resolve_device, to_channels_last)
-from harness.train.policy import RunnerPolicy
-from harness.train.sampler import BatchList, ResumableSampler, TooFewSamples
+from harness.train.placement import resolve_device
+from harness.train.sampler import BatchList
 from harness.train.samples import fixed_batch, grid, sample_path, write_png
-from harness.train.schedule import lr_factor, total_steps
+from harness.train.saving import TrainerCheckpoints
+from harness.train.schedule import lr_factor
+from harness.train.session import determinism, log_setup
+from harness.train.setup import TrainerSetup
 
 LOG = logging.getLogger("harness.train")
 PAUSE_ENV = "HARNESS_TEST_PAUSE_AT_STEP"
@@ -75,147 +77,18 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
     device = resolve_device(cfg.train.device, d)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    with _log_setup(d), _determinism(cfg.train.deterministic, device):
-        trainer = _Trainer(cfg, run_dir, d, device, progress=progress and cfg.train.progress,
-                           best_metric=best_metric)
+    with log_setup(d), determinism(cfg.train.deterministic, device):
+        trainer = Trainer(cfg, run_dir, d, device, progress=progress and cfg.train.progress,
+                          best_metric=best_metric)
         return trainer.run(resume=resume)
 
 
-def restore_method(run_dir: str | Path, cfg: ExperimentConfig | None = None, *,
-                   which: str | Path = "latest", device: torch.device | str | None = None):
-    """The method of a run, loaded from a checkpoint and put in eval mode on ``device``.
-
-    ``which``: 'latest' (falls back to the previous checkpoint if the newest is unreadable),
-    'best', or the path of a checkpoint file. ``cfg`` defaults to the run's config.yaml, or the
-    configuration stored in the checkpoint. ``device`` defaults to cfg.train.device ('auto':
-    this rank's GPU, else the CPU).
-    """
-    from methods import METHODS
-    from methods.base import Runtime
-
-    run_dir = Path(run_dir)
-    directory = ckpt.checkpoint_dir(run_dir)
-    if str(which) == ckpt.LATEST:
-        found = ckpt.read_latest(directory)
-        if found is None:
-            raise ckpt.CheckpointError(f"{run_dir} has no checkpoint (looked in {directory}); train "
-                                       "it first or import official weights")
-        path, state = found
-    else:
-        path = ckpt.find_checkpoint(directory, str(which))
-        if path is None:
-            where = which if str(which) == ckpt.BEST else Path(which)
-            raise ckpt.CheckpointError(f"no checkpoint {where!s} for run {run_dir} (looked in "
-                                       f"{directory})")
-        state = ckpt.read(path)
-    if cfg is None:
-        cfg = _config_of(run_dir, path, state)
-    info = ckpt.dataset_info(state)
-    ckpt.check_compatible(state, path, method=cfg.method.name, dataset=cfg.dataset.name, info=None)
-    dev = torch.device(device) if device is not None else resolve_device(cfg.train.device,
-                                                                          hdist.info())
-    spe = int((state.get("sampler") or {}).get("steps_per_epoch", 1) or 1)
-    method = METHODS.get(cfg.method.name).build(cfg.method.config, info,
-                                               Runtime(dev, 1, 0, spe))
-    _load_method_state(method, state, path)
-    method.to(dev)
-    method.eval()
-    return method
-
-
 # --------------------------------------------------------------------------------------------
-# Helpers
+# The trainer: setup and resume (harness.train.setup), checkpoints (harness.train.saving), the loop
 # --------------------------------------------------------------------------------------------
-def _config_of(run_dir: Path, path: Path, state: dict) -> ExperimentConfig:
-    from harness.core.config import Provenance
-    from harness.experiment import build_experiment, load_resolved
+class Trainer(TrainerSetup, TrainerCheckpoints):
+    """One training session of one configuration in one run directory (every rank has one)."""
 
-    resolved = run_dir / "config.yaml"
-    if resolved.is_file():
-        return load_resolved(resolved)
-    return build_experiment(dict(state["config"]), Provenance(), [f"{path} (stored config)"])
-
-
-def _load_method_state(method, state: dict, path: Path) -> None:
-    try:
-        method.load_state_dict(state["method"]["state"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
-        raise ckpt.CheckpointMismatch(
-            f"checkpoint {path} does not fit method '{state['method']['name']}' as configured now "
-            f"(were its hyper-parameters changed?): {first}") from exc
-
-
-class _RankFilter(logging.Filter):
-    """Ranks > 0 only report errors (rank 0 speaks for the run)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR
-
-
-@contextlib.contextmanager
-def _log_setup(d: hdist.DistInfo) -> Iterator[None]:
-    added: list[logging.Handler] = []
-    flt = None
-    if not LOG.hasHandlers():  # used as a library: say what happens on stderr
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("[harness.train] %(message)s"))
-        LOG.addHandler(h)
-        added.append(h)
-        if LOG.level == logging.NOTSET:
-            LOG.setLevel(logging.INFO)
-    if not d.is_main:
-        flt = _RankFilter()
-        LOG.addFilter(flt)
-    try:
-        yield
-    finally:
-        for h in added:
-            LOG.removeHandler(h)
-        if flt is not None:
-            LOG.removeFilter(flt)
-
-
-@contextlib.contextmanager
-def _determinism(deterministic: bool, device: torch.device) -> Iterator[None]:
-    """Apply train.deterministic for the run and restore the global flags afterwards."""
-    saved = (torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    configure_determinism(deterministic, device)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
-
-
-def _all_ranks_ok(error: str | BaseException | None, *, write: bool = False) -> None:
-    """Raise the same error on every rank when rank 0 reports one: a TrainingError as it is (a
-    non-finite state), a CheckpointWriteError (exit status 2, a folder that cannot be written)
-    or else a CheckpointError with the message."""
-    if isinstance(error, BaseException) and not isinstance(error, TrainingError):
-        write, error = isinstance(error, ckpt.CheckpointWriteError), str(error)
-    error, write = hdist.broadcast_object((error, write))
-    if isinstance(error, TrainingError):
-        raise error
-    if error:
-        raise (ckpt.CheckpointWriteError if write else ckpt.CheckpointError)(error)
-
-
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(d, dict):
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): d}
-
-
-# --------------------------------------------------------------------------------------------
-# The trainer
-# --------------------------------------------------------------------------------------------
-class _Trainer:
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, d: hdist.DistInfo,
                  device: torch.device, *, progress: bool,
                  best_metric: Callable[[Any, int], float] | None) -> None:
@@ -230,183 +103,6 @@ class _Trainer:
         self._grid_batch = None
         self._grids = bool(cfg.train.sample_every)
 
-    # setup -----------------------------------------------------------------------------------
-    def _prepare_run_dir(self) -> None:
-        error = None
-        if self.d.is_main:
-            try:
-                self.ckdir.mkdir(parents=True, exist_ok=True)
-                probe = self.ckdir / f".write-probe-{os.getpid()}"
-                probe.write_bytes(b"")
-                probe.unlink()
-                ckpt.remove_stale_temp_files(self.ckdir)
-            except OSError as exc:
-                error = (f"the run directory {self.run_dir} is not writable: cannot create files in "
-                         f"{self.ckdir} ({exc.strerror or exc}); choose another runs directory or "
-                         "fix its permissions / free space")
-            if error is None and not (self.run_dir / "config.yaml").exists():
-                from harness.core.io import atomic_write_text
-                try:
-                    atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
-                except OSError as exc:
-                    error = f"cannot write {self.run_dir / 'config.yaml'}: {exc}"
-        _all_ranks_ok(error, write=True)
-
-    def _build_dataset(self, *, train: bool):
-        from harness.core.data import DATASETS
-
-        spec = self.cfg.dataset
-        return DATASETS.get(spec.name)(spec.options, "train", train=train, seed=self.tc.seed)
-
-    def _eval_train_split(self):
-        """The training split with the deterministic evaluation transform (grids, after_training)."""
-        if self._eval_dataset is None:
-            self._eval_dataset = self._build_dataset(train=False)
-        return self._eval_dataset
-
-    def _setup(self) -> None:
-        from methods import METHODS
-        from methods.base import Runtime
-
-        tc, d = self.tc, self.d
-        self._prepare_run_dir()
-        self.dataset = self._build_dataset(train=True)
-        self.info = self.dataset.info
-        try:
-            self.sampler = ResumableSampler(len(self.dataset), tc.batch_size * tc.grad_accum,
-                                            d.world_size, d.rank, tc.seed, tc.drop_last)
-        except TooFewSamples as exc:  # the configuration's to fix: exit status 2
-            from harness.core.config import ConfigError
-            raise ConfigError(f"dataset '{self.cfg.dataset.name}': {exc}") from None
-        self.spe = self.sampler.steps_per_epoch
-        self.total = total_steps(self.spe, tc.epochs_constant, tc.epochs_decay, tc.max_steps)
-
-        rng.seed_all(tc.seed)  # identical initialisation on every rank
-        method_cls = METHODS.get(self.cfg.method.name)
-        self.method = method_cls.build(self.cfg.method.config, self.info,
-                                       Runtime(self.device, d.world_size, d.rank, self.spe))
-        m = self.method
-        m.to(self.device)
-        convert_sync_batchnorm(m.nets, self.device, d, tc.sync_batchnorm)
-        if tc.channels_last:
-            to_channels_last([*m.nets.values(), *m.aux.values()])
-        if tc.compile_generator:
-            if m.generator_name in m.nets:
-                compile_in_place(m.nets[m.generator_name])
-            else:
-                LOG.warning("train.compile_generator: method %s has no network %r; nothing compiled",
-                            m.name, m.generator_name)
-        if tc.precision != "fp32" and self.device.type == "cpu":
-            LOG.info("precision %s on CPU: CPU autocast is used (numerically like GPU %s, usually "
-                     "slower than fp32 on CPUs without bf16/fp16 units)", tc.precision, tc.precision)
-        self.policy = RunnerPolicy(
-            device=self.device, precision=tc.precision, grad_accum=tc.grad_accum,
-            world_size=d.world_size, optimizer_names=tuple(m.optimizers()),
-            find_unused_parameters=m.ddp_find_unused_parameters)
-        m.policy = self.policy
-        m.train()
-
-    # resume ----------------------------------------------------------------------------------
-    def _resume(self, resume: bool) -> tuple[int, dict | None]:
-        """Load the latest checkpoint (rank 0 picks it, with fallback); returns (step, state)."""
-        tc, d = self.tc, self.d
-        path: Path | None = None
-        state: dict | None = None
-        error = None
-        if d.is_main:
-            try:
-                if resume:
-                    found = ckpt.read_latest(self.ckdir)
-                    if found is not None:
-                        path, state = found
-                elif ckpt.list_checkpoints(self.ckdir):
-                    error = (f"{self.run_dir} already holds checkpoints ({self.ckdir}); resume it, "
-                             "or train into a new run directory")
-            except ckpt.CheckpointError as exc:
-                error = str(exc)
-        _all_ranks_ok(error)
-        path_text = hdist.broadcast_object(str(path) if path is not None else None)
-        if path_text is None:
-            rng.seed_all(tc.seed + d.rank)
-            return 0, None
-        path = Path(path_text)
-        if state is None:  # ranks > 0 read the file rank 0 chose
-            try:
-                state = ckpt.read(path)
-            except ckpt.CheckpointError as exc:
-                raise ckpt.CheckpointError(f"rank {d.rank}: {exc} (with several nodes the run "
-                                           "directory must be on a filesystem all nodes share)")
-        ckpt.check_compatible(state, path, method=self.cfg.method.name,
-                              dataset=self.cfg.dataset.name, info=self.info)
-        if state.get("config_hash") != self.cfg.hash():
-            now = _flat(self.cfg.to_dict())
-            then = _flat(state.get("config") or {})
-            diff = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
-            LOG.warning("resuming %s with a changed configuration (%s)", path,
-                        ", ".join(f"{k}: {then.get(k)!r} -> {now.get(k)!r}" for k in diff[:10]) +
-                        (" ..." if len(diff) > 10 else ""))
-        _load_method_state(self.method, state, path)
-        self.policy.load_scaler_states(state.get("scalers") or {})
-        step = int(state["step"])
-        saved_rng = state.get("rng")
-        if saved_rng and len(saved_rng) == d.world_size:
-            rng.restore(saved_rng[d.rank])
-        else:
-            LOG.warning("checkpoint %s holds RNG states of %s processes, this run has %d: random "
-                        "streams restart from the seed (resume is not bitwise exact)", path,
-                        len(saved_rng) if saved_rng else "no", d.world_size)
-            rng.seed_all(tc.seed + d.rank + 7919 * step)
-        pos = state.get("sampler") or {}
-        if pos.get("steps_per_epoch") not in (None, self.spe) or \
-                pos.get("global_batch") not in (None, self.sampler.global_batch):
-            LOG.warning("the data order differs from the checkpointed run (steps per epoch %s -> %d, "
-                        "global batch %s -> %d): epochs restart at new boundaries",
-                        pos.get("steps_per_epoch"), self.spe, pos.get("global_batch"),
-                        self.sampler.global_batch)
-        self.last_checkpoint = (path, step)
-        best = ckpt.find_checkpoint(self.ckdir, ckpt.BEST)
-        self.best_checkpoint = best if (self.ckdir / ckpt.BEST).exists() else None
-        LOG.info("resuming from %s (step %d of %d, epoch %d)", path, step, self.total,
-                 step // self.spe)
-        return step, state
-
-    # checkpoints -----------------------------------------------------------------------------
-    def _save(self, step: int, *, finished: bool = False,
-              after_training: dict | None = None) -> Path:
-        states = hdist.all_gather_object(rng.capture())  # every rank's RNG, to rank 0
-        error, path = None, None
-        if self.d.is_main:
-            state = ckpt.make_state(
-                method=self.method, cfg=self.cfg, info=self.info, step=step, finished=finished,
-                sampler=self.sampler.position(step), scalers=self.policy.scaler_states(),
-                rng=states, world_size=self.d.world_size,
-                schedule={"lr_factor": lr_factor(step, self.spe, self.tc.epochs_constant,
-                                                  self.tc.epochs_decay),
-                          "total_steps": self.total, "steps_per_epoch": self.spe},
-                after_training=after_training)
-            nonfinite = finite.check_before_saving(state["method"]["state"], step=step,
-                                                   last=self.last_checkpoint,
-                                                   precision=self.tc.precision)
-            if nonfinite is not None:  # never written: 'latest'/'best' keep the finite one
-                error = nonfinite
-            else:
-                try:
-                    path = ckpt.write(self.ckdir, state, keep_last=self.tc.keep_last,
-                                      check_finite=False)  # checked just above
-                except ckpt.CheckpointError as exc:
-                    error = exc
-        _all_ranks_ok(error)
-        path = Path(hdist.broadcast_object(str(path) if path is not None else None))
-        self.last_checkpoint = (path, step)
-        if self.best_metric is not None:
-            value = float(self.best_metric(self.method, step))
-            if self.d.is_main:
-                previous = ckpt.best_metric(self.ckdir)
-                if previous is None or value < previous:
-                    ckpt.set_best(self.ckdir, path, value)
-                    self.best_checkpoint = path
-        return path
-
     def _pause_hook(self, step: int, stop: StopSignals) -> None:
         if os.environ.get(PAUSE_ENV) != str(step):
             return
@@ -420,7 +116,6 @@ class _Trainer:
                 os._exit(3)
             time.sleep(0.02)
 
-    # the loop --------------------------------------------------------------------------------
     def run(self, *, resume: bool) -> TrainResult:
         self._setup()
         start, state = self._resume(resume)
@@ -594,7 +289,6 @@ class _Trainer:
             f"checkpoint saved: {path}. Run the same command again (same run directory) to resume "
             "from it exactly.", signum=signum, step=step, checkpoint=path)
 
-    # the end ---------------------------------------------------------------------------------
     def _finish(self, step: int) -> dict | None:
         """Final checkpoint, the method's after_training hook, the 'best' pointer."""
         from methods.base import Method

@@ -228,6 +228,10 @@ class CCFPSE(Method):
     def multimodal_for(cls, cfg: CCFPSEConfig) -> bool:
         return bool(cfg.use_vae)
 
+    @classmethod
+    def style_encoding_for(cls, cfg: CCFPSEConfig) -> bool:
+        return bool(cfg.use_vae)  # the encoder exists only in the VAE configuration
+
     @property
     def multimodal(self) -> bool:
         return self.cfg.use_vae

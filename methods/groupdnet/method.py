@@ -186,6 +186,10 @@ class GroupDNet(Method):
                 "D_real": self.gan_loss(pred_real, True, for_discriminator=True)}
 
     # generation -------------------------------------------------------------------------------
+    @classmethod
+    def multimodal_for(cls, cfg: GroupDNetConfig) -> bool:
+        return True  # every configuration samples per-class codes
+
     @property
     def multimodal(self) -> bool:
         return True

@@ -101,6 +101,10 @@ class SPADE(Method):
     def multimodal_for(cls, cfg: "SPADE.Config") -> bool:
         return bool(cfg.use_vae)
 
+    @classmethod
+    def style_encoding_for(cls, cfg: "SPADE.Config") -> bool:
+        return bool(cfg.use_vae)  # the encoder exists only in the VAE configuration
+
     @property
     def multimodal(self) -> bool:
         return self.cfg.use_vae

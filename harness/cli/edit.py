@@ -51,8 +51,8 @@ def add_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
 
 def cmd_edit(args: argparse.Namespace) -> int:
     from harness import edit
-    from harness.cli_common import emit_json, open_run
-    from harness.run import build_dataset, checkpoint_origin, load_method
+    from harness.cli.common import emit_json, open_run
+    from harness.stages.common import build_dataset, checkpoint_origin, load_method
 
     rd, cfg = open_run(args.run)
     method = load_method(rd, cfg, which=args.checkpoint)
