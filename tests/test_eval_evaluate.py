@@ -23,7 +23,8 @@ from harness.core.data.fingerprint import split_fingerprint
 
 RECORD_KEYS = {"schema", "method", "dataset", "variant", "run_id", "protocol", "inference",
                "n_images", "seeds", "metrics", "weights", "environment"}
-METRIC_KEYS = {"fid", "kid", "miou", "accuracy", "real_miou", "real_accuracy", "lpips_diversity"}
+METRIC_KEYS = {"fid", "kid", "miou", "accuracy", "real_miou", "real_accuracy", "lpips_diversity",
+               "mcsd", "mocd"}
 
 
 def _diversity_files(dataset, folder: Path, keys, k: int) -> dict[str, list[Path]]:
