@@ -144,3 +144,24 @@ def test_external_rows_survive_rebuilds_and_are_removed_by_name(tmp_path):
     assert code == 2 and "no such external row" in err
     with pytest.raises(ValueError, match="stored: none"):
         remove_external(results, "other")
+
+
+def test_evaluate_refreshes_the_leaderboard_and_keeps_image_folders_as_external_rows(tmp_path):
+    """What `evaluate` calls after recording (harness.report.refresh.after_evaluate)."""
+    from harness.report.refresh import after_evaluate, runs_root_of
+
+    paths = write_report_fixture(tmp_path)
+    results = paths["results"]
+    run = paths["runs"] / "cityscapes" / "spade" / "spade-synthetic-s0"
+    assert runs_root_of(run) == paths["runs"].resolve()
+    rec = json.loads((run / "metrics.json").read_text())["evaluations"]
+    after_evaluate(next(iter(rec.values())), run_dir=run, runs_dir=None, results_dir=results)
+    md = (results / "leaderboard.md").read_text()
+    assert "| spade |" in md and not (results / "external").exists()
+    img = json.loads((paths["images"] / "metrics.json").read_text())["evaluations"]
+    img = next(iter(img.values()))
+    img.update(method="Official SPADE", variant="Official SPADE")
+    after_evaluate(img, run_dir=None, runs_dir=str(paths["runs"]), results_dir=results)
+    assert list(list_external(results)) == ["Official SPADE"]
+    assert "Official SPADE" in (results / "leaderboard.md").read_text()
+    assert "| spade |" in (results / "leaderboard.md").read_text()

@@ -40,6 +40,7 @@ h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
 th,td{padding:.25em .6em;border-bottom:1px solid #e4e4e4;text-align:right;vertical-align:top}
 th:first-child,td:first-child{text-align:left}
+table.runs td,table.runs th{text-align:left}
 thead th{border-bottom:2px solid #444}
 tr.published td{font-style:italic;color:#555}tr.real td{color:#2a5a8a}
 td.best{font-weight:bold}.budget{display:block;font-size:.8em;color:#666}
@@ -86,7 +87,7 @@ def _cell_html(col, cell: Cell, interval, notes: list[str]) -> str:
     extra = ""
     if interval is not None:
         lo, hi = (display_value(col, v) for v in interval)
-        extra = f'<span class="iv">[{lo}, {hi}]</span>'
+        extra = f' <span class="iv">[{lo}, {hi}]</span>'
     return f'<td data-col="{col.key}"{cls}>{esc(shown)}{extra}</td>'
 
 

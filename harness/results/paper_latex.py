@@ -48,6 +48,8 @@ def _safe_reason(reason: str | None) -> str | None:
 
 
 def cell_note(cell: Cell) -> str | None:
+    if cell.status == "skipped" and cell.reason and "on request" in cell.reason:
+        return "not computed (skipped on request)"
     if cell.status == "skipped":
         return "not computed in this run (the metric's model weights were not available)" \
             if cell.reason and re.search(r"weight|offline|not found|download", cell.reason, re.I) \
