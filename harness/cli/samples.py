@@ -3,6 +3,7 @@ of images); their work: :mod:`harness.stages.generate`, :mod:`harness.stages.eva
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -54,9 +55,9 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--force", action="store_true",
                    help="compute the metrics again even when recorded (says what it replaced)")
-    p.add_argument("--results-dir", default="results",
+    p.add_argument("--results-dir", default=os.environ.get("HARNESS_RESULTS_DIR", "results"),
                    help="where the leaderboard is refreshed and --images rows are kept as "
-                        "external rows (default: results)")
+                        "external rows (default: $HARNESS_RESULTS_DIR, else results)")
     p.add_argument("--runs-dir", default=None,
                    help="runs folder the refreshed leaderboard reads (default: the run's, "
                         "else runs)")
