@@ -78,6 +78,12 @@ def make_report(tmp_path: Path) -> tuple[Path, Page]:
         "cityscapes-val-aaaaaaaaaaaa" / "random" / "seed_0" / "k0.png"
     sample.parent.mkdir(parents=True)
     Image.new("RGB", (32, 32), (10, 200, 10)).save(sample)
+    from harness.results.external import add_external
+    import json
+    rec = next(iter(json.loads((paths["images"] / "metrics.json").read_text())["evaluations"]
+                    .values()))
+    rec.update(method="SPADE (released)", variant="SPADE (released)", images_dir="/data/x")
+    add_external(results, rec)
     out = tmp_path / "page" / "report.html"
     code, stdout, err = call_main("report", "--dataset", "cityscapes", "--runs-dir",
                                   str(paths["runs"]), "--results-dir", str(results),
@@ -96,6 +102,8 @@ def test_report_cells_budgets_commands_and_embedded_images(tmp_path):
     # reproduced rows by display name, each cell as the tables show it
     assert a["SPADE"]["fid"] == "60.30 ± 0.92"          # mean/std of 60.1, 61.3, 59.5
     assert a["SPADE"]["miou"] == "55.25 ± 1.15"
+    assert a["SPADE"]["kid"].startswith("13.00 ± 0.71")  # 2 of 3 runs: a footnote letter
+    assert "mean over the 2 of 3 runs that have this metric" in out.read_text()
     assert "8 steps, batch 4, 64 px, preset spade-synthetic" in a["SPADE"]["_first"]
     assert a["pix2pixHD"]["fid"] == "70.00 [69.00, 71.00]"   # the recorded interval
     assert a["GroupDNet"]["fid"].startswith("–")        # skipped, with a footnote letter
@@ -103,6 +111,11 @@ def test_report_cells_budgets_commands_and_embedded_images(tmp_path):
     assert a["SPADE (paper)"]["fid"] == "71.8" and a["SPADE (paper)"]["_class"] == "published"
     assert a["CC-FPSE (paper)"]["lpips_diversity"] == "0.073"
     assert a["Real images"]["miou"] == "71.25"
+    # the external row (evaluate --images --label) in protocol B's table
+    b = page.tables[1]
+    assert b["SPADE (released)"]["fid"] == "66.00 [65.00, 67.00]"
+    assert "external images, evaluated here" in b["SPADE (released)"]["_first"]
+    assert page.runs["SPADE (released)"][2] == "external images (not trained here)"
     # the protocol in words and its hash
     assert "N = 500" in text and "aaaaaaaaaaaa" in text
     # runs: budget and the command that reproduces them

@@ -39,6 +39,7 @@ max-width:1100px;padding:0 1em;color:#1a1a1a;background:#fff}
 h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
 th,td{padding:.25em .6em;border-bottom:1px solid #e4e4e4;text-align:right;vertical-align:top}
+td[data-col]{white-space:nowrap}
 th:first-child,td:first-child{text-align:left}
 table.runs td,table.runs th{text-align:left}
 thead th{border-bottom:2px solid #444}
@@ -85,9 +86,14 @@ def _cell_html(col, cell: Cell, interval, notes: list[str]) -> str:
     if cell.std is not None and cell.text is None:
         shown += f" ± {display_value(col, cell.std)}"
     extra = ""
+    if cell.partial:
+        text = cell_note(cell)
+        if text not in notes:
+            notes.append(text)
+        extra += f"<sup>{note_letter(notes.index(text))}</sup>"
     if interval is not None:
         lo, hi = (display_value(col, v) for v in interval)
-        extra = f' <span class="iv">[{lo}, {hi}]</span>'
+        extra += f' <span class="iv">[{lo}, {hi}]</span>'
     return f'<td data-col="{col.key}"{cls}>{esc(shown)}{extra}</td>'
 
 
