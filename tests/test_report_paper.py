@@ -165,3 +165,19 @@ def test_evaluate_refreshes_the_leaderboard_and_keeps_image_folders_as_external_
     assert list(list_external(results)) == ["Official SPADE"]
     assert "Official SPADE" in (results / "leaderboard.md").read_text()
     assert "| spade |" in (results / "leaderboard.md").read_text()
+
+
+def test_leaderboard_files_say_what_each_row_ran(tmp_path):
+    """An 8-step run is never read as 'SPADE' beside 'SPADE (paper)': the Markdown and LaTeX
+    leaderboards put the budget read from the run folder beside the preset name."""
+    from harness.stages.leaderboard import refresh_leaderboard
+
+    paths = write_report_fixture(tmp_path)
+    refresh_leaderboard(paths["runs"], paths["results"])
+    md = (paths["results"] / "leaderboard.md").read_text()
+    spade = [ln for ln in md.splitlines() if ln.startswith("| spade | spade-synthetic")]
+    assert spade and all("spade-synthetic (8 steps, bs 4, 64 px)" in ln for ln in spade)
+    # runs without a config.yaml keep the bare preset name (nothing is guessed)
+    assert "| pix2pixhd | pix2pixhd-cityscapes |" in md
+    tex = (paths["results"] / "leaderboard.tex").read_text()
+    assert "spade-synthetic (8 steps, bs 4, 64 px)" in tex

@@ -61,6 +61,8 @@ def build_leaderboard(runs_root: Path, published_csv: Path | None, out_dir: Path
         paths = paths[1:]
     records = collect_records(paths, problems=problems)
     board = build_tables(records, published, datasets=datasets, warn=warn)
+    from harness.results.run_info import with_budgets   # rows say what was run
+    board = with_budgets(board, records)
     rendered = {name: WRITERS[name][1](board) for name in names}   # render all, then write
     written = {}
     for name in names:

@@ -155,3 +155,33 @@ def row_label(method: str | None, variant: str | None, info: RunInfo | None) -> 
         return f"{variant or method} (external)"
     name = display_name(method)
     return f"{name} ({info.short_budget})" if info is not None else name
+
+
+def with_budgets(board, records: list[Record]):
+    """The leaderboard with each reproduced row's ``budget`` set from its runs' folders
+    (several runs with different budgets: all of them, joined by '; ')."""
+    from dataclasses import replace
+
+    infos: dict[Path, RunInfo] = {}
+
+    def budget(table_id: str, row) -> str | None:
+        variant = row.variant.split(" [")[0] if row.variant else row.variant
+        texts = []
+        for r in records:
+            if (r.table_id, r.method, r.variant, r.inference) != (table_id, row.method, variant,
+                                                                  row.inference):
+                continue
+            info = infos.setdefault(r.source, run_info(r))
+            if info.external or info.run_dir is None or not (info.run_dir / "config.yaml").is_file():
+                continue
+            if info.short_budget not in texts:
+                texts.append(info.short_budget)
+        return "; ".join(texts) or None
+
+    sections = []
+    for section in board.sections:
+        tables = tuple(replace(t, rows=tuple(replace(row, budget=budget(t.protocol_id, row))
+                                             for row in t.rows))
+                       for t in section.tables)
+        sections.append(replace(section, tables=tables))
+    return replace(board, sections=tuple(sections))
