@@ -10,13 +10,16 @@ a two-column paper (about 240 pt) becomes ``table*``.
 """
 from __future__ import annotations
 
+import logging
 import re
 
 from harness.results.columns import METRIC_COLUMNS, MetricColumn
 from harness.results.leaderboard import Cell, ProtocolTable, Row, display_value, note_letter
 from harness.results.protocol_text import protocol_words
 from harness.results.run_info import display_name
-from harness.results.select import (Selected, cell_interval, row_info, table_fields)
+from harness.results.select import Selected, cell_interval, row_info, table_fields
+
+LOG = logging.getLogger("harness.results")
 
 COLUMN_PT = 240.0          # \columnwidth of a two-column paper (ACL / CVPR / IEEE: 237-241 pt)
 # \footnotesize (8 pt Computer Modern): digits are 4.25 pt wide; letters ~4 pt on average.
@@ -163,7 +166,8 @@ def paper_table(sel: Selected, dataset: str, table: ProtocolTable | None,
         col_chars.append(max([len(re.sub(r"\$.*?\$|\\\w+", "", c.latex_title)) + 2] +
                              [w[i] for w in widths]))
     est = sum(col_chars) * CHAR_PT + SEP_PT * (len(col_chars) - 1)
-    env = "table" if est <= COLUMN_PT - 10 else "table*"
+    env = "table" if est <= COLUMN_PT - 20 else "table*"   # margin: the estimate is rough
+    LOG.debug("paper table %s: estimated width %.0f pt -> %s", tid, est, env)
 
     fields = table_fields(sel, tid) if table else {}
     dataset = DATASET_NAMES.get(dataset.lower(), dataset)
