@@ -138,7 +138,8 @@ def test_report_renders_in_headless_chromium(tmp_path):
     shot = tmp_path / "shot.png"
     width, height = 1100, 2600
     proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                           "--hide-scrollbars", f"--screenshot={shot}",
+                           "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
+                           f"--screenshot={shot}",
                            f"--window-size={width},{height}", out.resolve().as_uri()],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]

@@ -20,7 +20,6 @@ from harness.results.paper_latex import to_paper_latex
 from harness.results.select import Selection, SelectionError, select
 
 DOC = r"""\documentclass[twocolumn]{article}
-\usepackage[T1]{fontenc}
 \usepackage{booktabs}
 \begin{document}
 Text before the table.

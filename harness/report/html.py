@@ -147,7 +147,7 @@ def _leaderboard_tables(sel: Selected, section) -> list[str]:
                                f'{esc(display_value(c, table.real.cells[c.key].mean)) if table.real.cells[c.key].status == "ok" else ""}</td>'
                                for c in columns) + "</tr>")
         for row in published:
-            note = f"{row.label}: {row.protocol_note or 'measured under its paper’s protocol'}. " \
+            note = f"{row.label}: {row.protocol_note or 'measured under its paper's protocol'}. " \
                    f"Source: {row.source}."
             if note not in notes:
                 notes.append(note)

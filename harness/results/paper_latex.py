@@ -147,7 +147,7 @@ def paper_table(sel: Selected, dataset: str, table: ProtocolTable | None,
                      if real.cells[c.key].status == "ok" else "" for c in columns]
     pub_rows: list[list[str]] = []
     for row in published:
-        text = f"{row.label}: {row.protocol_note or 'measured under its paper’s protocol'}." \
+        text = f"{row.label}: {row.protocol_note or 'measured under its paper's protocol'}." \
                f" Source: {row.source}."
         mark = notes.mark(_plain_note(text))
         name, _, sub = row.label.partition(" (")
