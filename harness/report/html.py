@@ -23,7 +23,7 @@ from typing import Iterable
 from harness.results.columns import METRIC_COLUMNS
 from harness.results.formats import published_caveat
 from harness.results.leaderboard import Cell, display_value, note_letter
-from harness.results.paper_latex import DATASET_NAMES, cell_note
+from harness.results.paper_latex import DATASET_NAMES, OWN_PROTOCOL, cell_note
 from harness.results.protocol_text import protocol_words
 from harness.results.published import dataset_key
 from harness.results.run_info import RunInfo, display_name
@@ -147,7 +147,7 @@ def _leaderboard_tables(sel: Selected, section) -> list[str]:
                                f'{esc(display_value(c, table.real.cells[c.key].mean)) if table.real.cells[c.key].status == "ok" else ""}</td>'
                                for c in columns) + "</tr>")
         for row in published:
-            note = f"{row.label}: {row.protocol_note or 'measured under its paper's protocol'}. " \
+            note = f"{row.label}: {row.protocol_note or OWN_PROTOCOL}. " \
                    f"Source: {row.source}."
             if note not in notes:
                 notes.append(note)

@@ -21,6 +21,7 @@ from harness.results.select import Selected, cell_interval, row_info, table_fiel
 
 LOG = logging.getLogger("harness.results")
 
+OWN_PROTOCOL = "measured under its paper's own protocol"
 COLUMN_PT = 240.0          # \columnwidth of a two-column paper (ACL / CVPR / IEEE: 237-241 pt)
 # \footnotesize (8 pt Computer Modern): digits are 4.25 pt wide; letters ~4 pt on average.
 CHAR_PT = 4.25
@@ -147,7 +148,7 @@ def paper_table(sel: Selected, dataset: str, table: ProtocolTable | None,
                      if real.cells[c.key].status == "ok" else "" for c in columns]
     pub_rows: list[list[str]] = []
     for row in published:
-        text = f"{row.label}: {row.protocol_note or 'measured under its paper's protocol'}." \
+        text = f"{row.label}: {row.protocol_note or OWN_PROTOCOL}." \
                f" Source: {row.source}."
         mark = notes.mark(_plain_note(text))
         name, _, sub = row.label.partition(" (")
