@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     for group in (run_verbs, samples, results, tools):
         group.add_parsers(add)
     edit.add_parser(add)
+    from harness.cli import weights
+    weights.add_parser(add)
     return parser
 
 
@@ -65,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     _setup_logging(debug, bool(getattr(args, "quiet", False)))
     func: Callable[[argparse.Namespace], int] = args.func
+    if getattr(args, "weights_dir", None):  # before $HARNESS_WEIGHTS_DIR (docs/weights.md)
+        from harness.core.weights import configure
+        configure(weights_dir=args.weights_dir)
     try:
         errors = user_error_types()
     except Exception:  # noqa: BLE001 - a broken import must still reach the traceback path

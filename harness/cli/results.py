@@ -28,6 +28,10 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
                    help="leave out the paper numbers of results/published.csv")
     p.add_argument("--print", dest="print_format", choices=("csv", "md", "latex", "none"),
                    default="md", help="also print this table on stdout (default: md)")
+    p.add_argument("--columns", default=None, metavar="+SET",
+                   help="more columns: +cost (parameters, training images / steps / hours, "
+                        "device-hours, generation s/image, peak memory, device; a cost table "
+                        "per protocol in the .md / .tex and results/leaderboard_cost.csv)")
     p.set_defaults(func=cmd_leaderboard)
 
     p = add("list", "list methods, datasets, protocols or segmenters",
@@ -56,9 +60,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         formats = parse_formats(args.format)
     except ValueError as exc:
         raise ConfigError(f"--format {args.format!r}: {exc}") from None
+    from harness.results.cost_table import add_cost_tables, parse_columns
+    try:
+        extra = parse_columns(args.columns)
+    except ValueError as exc:
+        raise ConfigError(f"--columns {args.columns!r}: {exc}") from None
     runs = args.runs_dir or ["runs"]
     written = refresh_leaderboard(runs, args.results_dir, formats=formats,
                                   published=not args.no_published)
+    if "cost" in extra:
+        written += [p for p in add_cost_tables(runs, args.results_dir, formats) if p not in written]
     for p in written:
         LOG.info("wrote %s", p)
     if args.print_format != "none":
@@ -109,9 +120,11 @@ def list_rows(what: str, *, dataset: str = "synthetic",
         return rows, ["name", "source", "default_protocol", "description"]
     if what == "segmenters":
         from evaluators.segmenters import SEGMENTERS
+        from harness.weights_catalog import segmenter_weights_status
         rows = [{"name": e.name, **_source_fields(e.source), "label_space": e.obj.label_space,
+                 "weights": segmenter_weights_status(e.obj),
                  "description": e.obj.description} for e in SEGMENTERS.entries()]
-        return rows, ["name", "source", "label_space", "description"]
+        return rows, ["name", "source", "label_space", "weights", "description"]
     if what == "protocols":
         from evaluators.protocol import load_protocol, protocol_names
         from harness.core.config import ConfigError

@@ -31,8 +31,12 @@ def train_stage(cfg: ExperimentConfig, rd: RunDir, *, progress: bool = True,
     start = time.perf_counter()
     if d.is_main:
         rd.set_stage("train", status="running")
+    from harness.cost import PeakMemory, record_training
+    from harness.train.placement import resolve_device
+
     try:
-        result = train(cfg, rd.path, resume=True, progress=progress)
+        with PeakMemory(resolve_device(cfg.train.device, d)) as peak:
+            result = train(cfg, rd.path, resume=True, progress=progress)
     except BaseException as exc:
         if d.is_main:
             rd.set_stage("train", status=stage_outcome(exc),
@@ -40,6 +44,7 @@ def train_stage(cfg: ExperimentConfig, rd: RunDir, *, progress: bool = True,
         raise
     summary = jsonable(result)
     if d.is_main:
+        record_training(rd.path, summary.get("summary") or {}, peak.seconds, peak)
         rd.set_stage("train", status="done", seconds=round(time.perf_counter() - start, 3),
                      result=summary, error=None)
     hdist.barrier()
