@@ -78,10 +78,17 @@ def catalog() -> list[CatalogEntry]:
     def add(spec: WeightSpec, use: str) -> None:
         entries.setdefault(spec.key, CatalogEntry(spec)).add_use(use)
 
+    import harness.core.weights as core_weights
+
     for name, module in sorted(sys.modules.items()):
         if module is None or not isinstance(getattr(module, "__dict__", None), dict):
             continue
-        for attr, value in list(vars(module).items()):
+        names = vars(module)
+        # only modules that use the WeightSpec type (or its module) can define one; this skips
+        # third-party modules (and their deprecated lazy attributes)
+        if not any(v is WeightSpec or v is core_weights for v in list(names.values())):
+            continue
+        for attr, value in list(names.items()):
             if attr.startswith("__"):
                 continue
             for spec in _specs_in(value):

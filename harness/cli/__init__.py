@@ -67,8 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     _setup_logging(debug, bool(getattr(args, "quiet", False)))
     func: Callable[[argparse.Namespace], int] = args.func
+    from harness.core.weights import configure, reset_configuration
+    reset_configuration()  # one command, one configuration (main() may run several times)
     if getattr(args, "weights_dir", None):  # before $HARNESS_WEIGHTS_DIR (docs/weights.md)
-        from harness.core.weights import configure
         configure(weights_dir=args.weights_dir)
     try:
         errors = user_error_types()
