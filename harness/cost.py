@@ -37,8 +37,18 @@ def device_name(device: Any) -> str:
     dev = torch.device(device) if device is not None else torch.device("cpu")
     if dev.type == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_name(dev)
-    proc = platform.processor() or platform.machine()
+    proc = _cpu_model() or platform.processor() or platform.machine()
     return f"{dev.type}: {proc}" if proc else dev.type
+
+
+def _cpu_model() -> str | None:
+    try:  # Linux: the CPU's marketing name, e.g. 'AMD EPYC 7B13'
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def peak_rss_bytes() -> int | None:
