@@ -195,3 +195,23 @@ def test_cost_columns_for_every_registered_method(tmp_path):
     for name, r in rows.items():
         assert int(r["params_G"]) > 0 and int(r["train_steps"]) == 1, name
         assert float(r["gen_s_per_image"]) > 0 and float(r["device_hours"]) > 0, name
+
+
+def test_weights_for_a_run_lists_what_it_needs(trained):
+    """`weights --for RUN`: the toy method trains without pretrained files; its protocol's FID
+    needs Inception, and LPIPS its AlexNet (the toy method does not declare whether it is
+    multimodal, so the preflight checks it too); no segmenter."""
+    from methods import METHODS
+    from harness.preflight import weight_needs
+    from harness.rundir import RunDir
+
+    code, out, err = call_main("weights", "--for", trained["run_dir"], "--json")
+    assert code == 0, err
+    files = json.loads(out)["files"]
+    assert [f["key"] for f in files] == ["inception-v3-compat", "alexnet-imagenet"]
+    assert all(f["status"] == "missing" for f in files)
+    assert files[0]["used_by"] == ["Inception for FID/KID (fid, kid)"]
+    # the same files the preflight of this run checks
+    cfg = RunDir.open(trained["run_dir"]).load_config()
+    assert METHODS.get(TRAINED).multimodal_for(cfg.method.config) is None
+    assert weight_needs(cfg, None) == []  # training itself needs nothing
