@@ -6,7 +6,7 @@
 - ``params``: trainable-parameter count of each network (G, D, E, ...) of the loaded method.
 - ``train``: steps, images seen (steps x global batch), wall-clock seconds of training summed
   over every session (a resumed run adds each session's time), device-hours (wall-clock x the
-  number of devices: world size), peak memory of the last session and the device name. Absent
+  number of devices of each session: world size), peak memory of the last session and the device name. Absent
   for a checkpoint-only run (``import-official``, a plugin that cannot train): those fill the
   inference fields only.
 - ``generate``: seconds per generated image (wall-clock of the generate stage / images generated
@@ -122,6 +122,8 @@ def record_training(run_dir: str | Path, summary: Mapping[str, Any], seconds: fl
     steps = int(summary.get("steps") or 0)
     world = int(summary.get("world_size") or 1)
     wall = float(before.get("wall_seconds") or 0.0) + float(seconds)
+    # device-hours: each session's wall-clock x its own number of devices
+    hours = float(before.get("device_hours") or 0.0) + float(seconds) * world / 3600.0
     train = {
         "steps": steps,
         "images_seen": steps * int(summary.get("global_batch") or 0),
@@ -129,7 +131,8 @@ def record_training(run_dir: str | Path, summary: Mapping[str, Any], seconds: fl
         "wall_seconds": round(wall, 3),
         "sessions": int(before.get("sessions") or 0) + 1,
         "devices": world,
-        "device_hours": round(wall * world / 3600.0, 6),
+        "device_hours": round(hours, 6),
+        "finished": True,
         "device": device_name(summary.get("device")),
         "precision": summary.get("precision"),
         **peak.record(),
@@ -138,6 +141,18 @@ def record_training(run_dir: str | Path, summary: Mapping[str, Any], seconds: fl
     if nets is not None:
         fields["params"] = param_counts(nets)
     return _update(run_dir, **fields)
+
+
+def record_interrupted(run_dir: str | Path, seconds: float, world_size: int) -> dict:
+    """A training session that stopped (interrupted, failed): its wall-clock still counts
+    towards the run's training time when it is resumed."""
+    run_dir = Path(run_dir)
+    train = dict(read_cost(run_dir).get("train") or {})
+    wall = float(train.get("wall_seconds") or 0.0) + float(seconds)
+    hours = float(train.get("device_hours") or 0.0) + float(seconds) * world_size / 3600.0
+    train.update(wall_seconds=round(wall, 3), sessions=int(train.get("sessions") or 0) + 1,
+                 device_hours=round(hours, 6), finished=False)
+    return _update(run_dir, train=train)
 
 
 def record_generation(run_dir: str | Path, key: str, *, generated: int, seconds: float,

@@ -126,16 +126,19 @@ def test_checkpoint_only_run_has_inference_cost_only(imported):
 
 
 def test_resumed_training_adds_its_sessions(tmp_path):
-    from harness.cost import PeakMemory, record_training
+    from harness.cost import PeakMemory, record_interrupted, record_training
 
     summary = {"steps": 10, "world_size": 4, "global_batch": 8, "device": "cpu"}
     with PeakMemory("cpu") as peak:
         pass
     record_training(tmp_path, summary, 1800.0, peak)
-    cost = record_training(tmp_path, {**summary, "steps": 30}, 1800.0, peak)
+    cost = record_interrupted(tmp_path, 900.0, 4)  # a session killed before it finished
+    assert cost["train"]["finished"] is False and cost["train"]["wall_seconds"] == 2700.0
+    cost = record_training(tmp_path, {**summary, "steps": 30, "world_size": 2}, 1800.0, peak)
     t = cost["train"]
-    assert (t["steps"], t["images_seen"], t["sessions"]) == (30, 240, 2)
-    assert t["wall_seconds"] == 3600.0 and t["device_hours"] == 4.0
+    assert (t["steps"], t["images_seen"], t["sessions"]) == (30, 240, 3)
+    assert t["wall_seconds"] == 4500.0 and t["finished"] is True
+    assert t["device_hours"] == pytest.approx((1800 * 4 + 900 * 4 + 1800 * 2) / 3600)
 
 
 def test_leaderboard_cost_columns_for_every_method(trained, imported, work):
