@@ -184,8 +184,10 @@ def test_cost_columns_for_every_registered_method(tmp_path):
     from methods import METHODS
 
     runs, results = tmp_path / "runs", tmp_path / "results"
+    proto = tiny_protocol(tmp_path, size=64)  # the presets' size; 4 images, no segmenter
     code, out, err = call_main("run", "--method", "all", "--dataset", "synthetic",
-                               "--set", "train.max_steps=1", "--set", "eval.skip=[fid, kid, miou]",
+                               "--set", "train.max_steps=1", "--set", "dataset.num_train=4",
+                               "--set", "dataset.num_val=4", "--protocol", str(proto),
                                "--runs-dir", str(runs), "--results-dir", str(results),
                                "--quiet", "--allow-missing-weights")
     assert code == 0, err[-3000:]
