@@ -139,7 +139,7 @@ def test_cli_reports_config_errors_in_one_line_with_exit_2(tmp_path):
                                "--config", str(f), "--runs-dir", str(tmp_path / "runs"))
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [f"error: {f}: unknown top-level key 'trian'; valid keys: "
-                                        "dataset, eval, method, name, train"]
+                                        "dataset, eval, method, name, train, weights"]
     assert not (tmp_path / "runs").exists()
 
 

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_parser(add)
     from harness.cli import report as report_cli  # the HTML report (harness/report)
     report_cli.add_parsers(add)
+    from harness.cli import weights
+    weights.add_parser(add)
     return parser
 
 
@@ -67,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     _setup_logging(debug, bool(getattr(args, "quiet", False)))
     func: Callable[[argparse.Namespace], int] = args.func
+    from harness.core.weights import configure, reset_configuration
+    reset_configuration()  # one command, one configuration (main() may run several times)
+    if getattr(args, "weights_dir", None):  # before $HARNESS_WEIGHTS_DIR (docs/weights.md)
+        configure(weights_dir=args.weights_dir)
     try:
         errors = user_error_types()
     except Exception:  # noqa: BLE001 - a broken import must still reach the traceback path

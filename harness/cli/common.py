@@ -22,6 +22,8 @@ def open_run(path: str, verify_content: bool = False):
 
     rd = RunDir.open(path)
     cfg = rd.load_config()
+    from harness.weights_catalog import apply_config
+    apply_config(cfg)  # the run's weights: section (strict keys)
     if verify_content:
         cfg.dataset.options.verify_content = True
     return rd, cfg
@@ -40,6 +42,9 @@ def common_options(p: argparse.ArgumentParser) -> None:
                    help="show tracebacks and debug logs")
     p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
                    help="no progress bars, warnings only")
+    p.add_argument("--weights-dir", default=argparse.SUPPRESS, metavar="DIR",
+                   help="folder of pretrained weight files, searched by file name before "
+                        "$HARNESS_WEIGHTS_DIR (docs/weights.md)")
 
 
 def config_args(p: argparse.ArgumentParser, *, method: bool = True) -> None:
@@ -102,8 +107,11 @@ def load_cfg(args: argparse.Namespace, method: str | None = None):
     overrides = list(args.overrides)
     if getattr(args, "verify_content", False):
         overrides.append("dataset.verify_content=true")
-    return load_experiment(method if method is not None else args.method, args.dataset,
-                           config_files=args.config, overrides=overrides)
+    cfg = load_experiment(method if method is not None else args.method, args.dataset,
+                          config_files=args.config, overrides=overrides)
+    from harness.weights_catalog import apply_config
+    apply_config(cfg)  # the weights: section (strict keys)
+    return cfg
 
 
 def skipped_status(args: argparse.Namespace, entries: Sequence[tuple[str, dict]]) -> int:

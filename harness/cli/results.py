@@ -44,6 +44,10 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
                         "rebuild; repeatable")
     p.add_argument("--list-external", action="store_true",
                    help="print the stored external rows as JSON and exit")
+    p.add_argument("--columns", default=None, metavar="+SET",
+                   help="more columns: +cost (parameters, training images / steps / hours, "
+                        "device-hours, generation s/image, peak memory, device; a cost table "
+                        "per protocol in the .md / .tex and results/leaderboard_cost.csv)")
     p.set_defaults(func=cmd_leaderboard)
 
     p = add("list", "list methods, datasets, protocols or segmenters",
@@ -72,6 +76,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         formats = parse_formats(args.format)
     except ValueError as exc:
         raise ConfigError(f"--format {args.format!r}: {exc}") from None
+    from harness.results.cost_table import add_cost_tables, parse_columns
+    try:
+        extra = parse_columns(args.columns)
+    except ValueError as exc:
+        raise ConfigError(f"--columns {args.columns!r}: {exc}") from None
     runs = args.runs_dir or ["runs"]
     from harness.results import external
     if args.list_external:
@@ -85,6 +94,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             raise ConfigError(str(exc)) from None
     written = refresh_leaderboard(runs, args.results_dir, formats=formats,
                                   published=not args.no_published)
+    if "cost" in extra:
+        written += [p for p in add_cost_tables(runs, args.results_dir, formats) if p not in written]
     for p in written:
         LOG.info("wrote %s", p)
     if args.dataset or args.protocol or args.methods or args.paper:
@@ -160,9 +171,11 @@ def list_rows(what: str, *, dataset: str = "synthetic",
         return rows, ["name", "source", "default_protocol", "description"]
     if what == "segmenters":
         from evaluators.segmenters import SEGMENTERS
+        from harness.weights_catalog import segmenter_weights_status
         rows = [{"name": e.name, **_source_fields(e.source), "label_space": e.obj.label_space,
+                 "weights": segmenter_weights_status(e.obj),
                  "description": e.obj.description} for e in SEGMENTERS.entries()]
-        return rows, ["name", "source", "label_space", "description"]
+        return rows, ["name", "source", "label_space", "weights", "description"]
     if what == "protocols":
         from evaluators.protocol import load_protocol, protocol_names
         from harness.core.config import ConfigError

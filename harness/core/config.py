@@ -361,15 +361,21 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     sources: list[str] = field(default_factory=list)  # files merged, in order (not hashed)
+    # weight spec key -> file path (harness.weights_catalog checks the keys); where a file is
+    # does not change a number (its sha256 is checked and recorded), so it is not hashed
+    weights: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "method": {"name": self.method.name, **to_dict(self.method.config)},
             "dataset": {"name": self.dataset.name, **to_dict(self.dataset.options)},
             "train": to_dict(self.train),
             "eval": to_dict(self.eval),
         }
+        if self.weights:
+            out["weights"] = dict(self.weights)
+        return out
 
     def identity(self) -> dict:
         """What determines the trained weights and the evaluation: hashed into the run id."""
@@ -408,7 +414,7 @@ def build_experiment(data: dict, prov: Provenance, sources: list[str] | None = N
     """Validate a merged mapping into an ExperimentConfig."""
     from harness.core.registry import RegistryError
 
-    allowed = {"name", "method", "dataset", "train", "eval"}
+    allowed = {"name", "method", "dataset", "train", "eval", "weights"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"{prov.source(unknown[0])}: unknown top-level key '{unknown[0]}'; "
@@ -435,9 +441,17 @@ def build_experiment(data: dict, prov: Provenance, sources: list[str] | None = N
     name = data.get("name") or f"{m_name}-{d_name}"
     if not isinstance(name, str):
         raise ConfigError(f"{prov.source('name')}: key 'name' expects str, got {name!r}")
+    weights = data.get("weights") or {}
+    if not isinstance(weights, dict):
+        raise ConfigError(f"{prov.source('weights')}: key 'weights' expects a mapping of weight "
+                          f"keys to file paths, got {weights!r}")
+    for k, v in weights.items():
+        if not isinstance(v, str):
+            raise ConfigError(f"{prov.source('weights.' + str(k))}: key 'weights.{k}' expects a "
+                              f"file path (str), got {v!r}")
     return ExperimentConfig(name=name, method=MethodSpec(m_name, method_cfg),
                             dataset=DatasetSpec(d_name, dataset_opts), train=train, eval=ev,
-                            sources=list(sources or []))
+                            sources=list(sources or []), weights=dict(weights))
 
 
 def load_experiment(method: str | None = None, dataset: str | None = None, *,

@@ -1,6 +1,7 @@
 """Pretrained weight files: one resolution order for every network the harness loads.
 
-Order: explicit path (config / CLI) -> ``$HARNESS_WEIGHTS_DIR/<filename>`` -> the torch hub cache
+Order: explicit path (config / CLI) -> the configuration's ``weights:`` entry for the spec's key ->
+``--weights-dir/<filename>`` -> ``$HARNESS_WEIGHTS_DIR/<filename>`` -> the torch hub cache
 (``$TORCH_HOME/hub/checkpoints/<filename>``) -> download into the hub cache. The sha256 is checked
 where known (a full hash, or the torch-hub prefix embedded in the file name). A missing file is one
 :class:`WeightsUnavailable` error naming the file, its source and where to put it.
@@ -103,8 +104,51 @@ def _read_only_fs(path: Path) -> bool:
         return False
 
 
+# Set by the command line (--weights-dir) and a configuration's ``weights:`` section (per-file
+# paths by spec key), see harness.weights_catalog; consulted by resolve() before the environment.
+_CONFIGURED: dict = {"dir": None, "paths": {}}
+
+
+def configure(*, weights_dir: str | Path | None = None,
+              paths: dict[str, str | Path] | None = None) -> None:
+    """Set the weights folder (``--weights-dir``) and/or per-key file paths (``weights:``)."""
+    if weights_dir is not None:
+        _CONFIGURED["dir"] = Path(weights_dir).expanduser()
+    for key, value in (paths or {}).items():
+        _CONFIGURED["paths"][key] = Path(value).expanduser()
+
+
+def reset_configuration() -> None:
+    _CONFIGURED["dir"] = None
+    _CONFIGURED["paths"].clear()
+
+
+def configured_path(spec: WeightSpec) -> Path | None:
+    return _CONFIGURED["paths"].get(spec.key)
+
+
+def weights_dirs() -> list[Path]:
+    """The weights folders searched by file name, in order: --weights-dir, $HARNESS_WEIGHTS_DIR."""
+    out = [_CONFIGURED["dir"]] if _CONFIGURED["dir"] is not None else []
+    env_dir = os.environ.get(WEIGHTS_DIR_ENV)
+    if env_dir:
+        out.append(Path(env_dir).expanduser())
+    return out
+
+
+def search_order(spec: WeightSpec, path: str | Path | None = None) -> list[tuple[str, Path]]:
+    """(origin, file) pairs resolve() tries, in order (before a download)."""
+    if path is None and configured_path(spec) is not None:
+        return [("config", configured_path(spec))]
+    if path is not None:
+        return [("explicit", Path(path).expanduser())]
+    return ([("weights-dir", d / spec.filename) for d in weights_dirs()]
+            + [("hub-cache", hub_checkpoints_dir() / spec.filename)])
+
+
 def _where_to_put(spec: WeightSpec) -> str:
-    return (f"put it at ${WEIGHTS_DIR_ENV}/{spec.filename}, or at "
+    return (f"put it at ${WEIGHTS_DIR_ENV}/{spec.filename} or in --weights-dir "
+            f"(`python -m harness weights add FILE` verifies and copies it), or at "
             f"{hub_checkpoints_dir() / spec.filename}, or pass its path explicitly")
 
 
@@ -126,15 +170,17 @@ def _verify(spec: WeightSpec, path: Path, origin: str) -> ResolvedWeights:
 
 def resolve(spec: WeightSpec, path: str | Path | None = None, *, download: bool | None = None) -> ResolvedWeights:
     """Find (or download) the weight file for ``spec``; see the module docstring for the order."""
+    origin = "explicit"
+    if path is None and configured_path(spec) is not None:
+        path, origin = configured_path(spec), "config"  # the configuration's weights: section
     if path is not None:
         p = Path(path).expanduser()
         if not p.is_file():
             raise WeightsUnavailable(f"weights file {p} for {spec.key} does not exist "
                                      f"(expected {spec.filename} from {spec.url or spec.source})")
-        return _verify(spec, p, "explicit")
-    env_dir = os.environ.get(WEIGHTS_DIR_ENV)
-    if env_dir:
-        p = Path(env_dir).expanduser() / spec.filename
+        return _verify(spec, p, origin)
+    for d in weights_dirs():  # --weights-dir, then $HARNESS_WEIGHTS_DIR
+        p = d / spec.filename
         if p.is_file():
             return _verify(spec, p, "weights-dir")
     p = hub_checkpoints_dir() / spec.filename

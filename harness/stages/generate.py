@@ -26,6 +26,7 @@ def generate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *, inferenc
     ``force`` deletes and regenerates a complete set (saying what it replaced); images that
     another protocol of this run generated identically (same size, inputs, checkpoint,
     inference) are linked instead of generated (harness.sample_reuse)."""
+    from harness.cost import PeakMemory, record_generation
     from harness.data_identity import check_split
     from harness.generate import generate_samples, load_manifest, manifest_complete
     from harness.sample_reuse import find_donors
@@ -64,7 +65,7 @@ def generate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *, inferenc
     if d.is_main:
         rd.set_stage(stage, status="running")
     try:
-        with stop_signals_raise():  # SIGTERM: record 'interrupted' below, not a stale 'running'
+        with stop_signals_raise(), PeakMemory(method.device) as peak:  # SIGTERM: 'interrupted'
             manifest = generate_samples(method, dataset, protocol, out, inference=inference,
                                         batch_size=batch_size or cfg.eval.batch_size, dist=d,
                                         origin=origin, progress=progress, extra=extra,
@@ -80,6 +81,8 @@ def generate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *, inferenc
                         "size, inputs, checkpoint and inference), not generated again",
                         sum(manifest["reused_from"].values()), out,
                         ", ".join(sorted(manifest["reused_from"])))
+        record_generation(rd.path, f"{protocol.id}/{inference}", nets=method.nets,
+                          generated=manifest["generated_now"], seconds=peak.seconds, peak=peak)
         rd.set_stage(stage, status="done", seconds=round(time.perf_counter() - start, 3),
                      images=manifest["num_images"], seeds=manifest["seeds"],
                      generated=manifest["generated_now"],

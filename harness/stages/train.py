@@ -31,15 +31,24 @@ def train_stage(cfg: ExperimentConfig, rd: RunDir, *, progress: bool = True,
     start = time.perf_counter()
     if d.is_main:
         rd.set_stage("train", status="running")
+    from harness.cost import PeakMemory, record_interrupted, record_training
+    from harness.train.placement import resolve_device
+
     try:
-        result = train(cfg, rd.path, resume=True, progress=progress)
+        with PeakMemory(resolve_device(cfg.train.device, d)) as peak:
+            result = train(cfg, rd.path, resume=True, progress=progress)
     except BaseException as exc:
         if d.is_main:
+            try:  # the session's time still counts; never hide the error that stopped it
+                record_interrupted(rd.path, time.perf_counter() - start, hdist.info().world_size)
+            except OSError:
+                pass
             rd.set_stage("train", status=stage_outcome(exc),
                          error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     summary = jsonable(result)
     if d.is_main:
+        record_training(rd.path, summary.get("summary") or {}, peak.seconds, peak)
         rd.set_stage("train", status="done", seconds=round(time.perf_counter() - start, 3),
                      result=summary, error=None)
     hdist.barrier()
