@@ -26,6 +26,7 @@ from evaluators.pairing import (PairingError, check_mapping, check_sizes, lossy_
                                 pair_images)
 from evaluators.protocol import Protocol, load_protocol
 from evaluators.pytorch_fid_flavour import inception_spec
+from evaluators.unverified import mark_unverified
 from harness.core.records import (METRICS, SCHEMA, combine_seeds, finite_or_skipped,  # noqa: F401
                                   not_applicable, ok, single_seed_fields, skipped, write_record)
 from evaluators.segmentation import accumulate_confusion, ground_truth, segmenter_input
@@ -500,4 +501,5 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
                      "tables_by_fingerprint": bool(getattr(dataset, "tables_by_fingerprint",
                                                            False))},
         }
+        mark_unverified(record, protocol)   # unverified weights: own identity, marked values
     return broadcast(record, run.dist)

@@ -63,7 +63,9 @@ def _csv_metric(cell: Cell) -> list[str]:
     value = CSV_FLOAT.format(cell.mean) if cell.mean is not None else ""
     std = CSV_FLOAT.format(cell.std) if cell.std is not None else ""
     n = str(cell.n_ok) if cell.status == "ok" else ""
-    return [value, std, n, cell.status, cell.reason or ""]
+    note = "; ".join(t for t in (cell.reason, "unverified weights" if cell.unverified else None)
+                     if t)   # evaluators/unverified.py: the value is marked in the CSV too
+    return [value, std, n, cell.status, note]
 
 
 def _csv_row(row: Row, table: ProtocolTable | None) -> list[str]:
@@ -100,9 +102,10 @@ def to_csv(board: Leaderboard) -> str:
 # --------------------------------------------------------------------------------------------
 def _blocks(section: DatasetSection):
     """(table or None, published rows) per rendered table of a section."""
+    from harness.results.published_placement import place_published  # same protocol first
     if section.tables:
-        return [(t, section.published) for t in section.tables]
-    return [(None, section.published)] if section.published else []
+        return [place_published(t, section.published) for t in section.tables]
+    return [place_published(None, section.published)] if section.published else []
 
 
 def _used_spreads(table: ProtocolTable | None) -> list[str]:
@@ -192,7 +195,8 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
             out.append(_md_row(["*published (papers' own protocols; not ranked)*"]
                                + [""] * (width - 1)))
         for row in published:
-            cells = [f"*{_md_escape(row.label)}*", "", "", ""] + ([""] if n_col else [])
+            mark = "".join(f" [{n}]" for n in row.label_notes)  # its protocol's difference
+            cells = [f"*{_md_escape(row.label)}*{mark}", "", "", ""] + ([""] if n_col else [])
             cells += [_md_cell(c, row.cells[c.key], italic=True) for c in columns]
             out.append(_md_row(cells))
     out.append("")
@@ -314,7 +318,9 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
             out += [r"\midrule", rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{Published "
                                  r"(papers' own protocols; not ranked)}} \\"]
         for row in published:
-            cells = [rf"\textit{{{tex_escape(row.label)}}}", "", "", ""] + ([""] if n_col else [])
+            mark = "".join(f"$^{{{n}}}$" for n in row.label_notes)  # its protocol's difference
+            cells = [rf"\textit{{{tex_escape(row.label)}}}" + mark, "", "", ""] + \
+                ([""] if n_col else [])
             cells += [_tex_cell(c, row.cells[c.key], italic=True) for c in columns]
             out.append(_tex_row(cells))
     out += [r"\bottomrule", r"\end{tabular}"]
