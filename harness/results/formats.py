@@ -30,7 +30,13 @@ REAL_TEXT = ("the protocol's segmenter on the real images: the mIoU / accuracy a
              "generator could reach; not ranked")
 
 
-def published_caveat(protocol_id: str | None) -> str:
+def published_caveat(protocol_id: str | None, published: tuple[Row, ...] = ()) -> str:
+    from harness.results.published_placement import SAME
+    if protocol_id and any(r.label.endswith(f" · {SAME}") for r in published):
+        return (f"published: numbers as printed by the papers, not ranked; rows marked '{SAME}' "
+                f"were measured under {protocol_id}'s protocol, the others under the protocol "
+                "named in the row (its footnote says how it differs); sources in "
+                "results/published.csv")
     against = f"not protocol {protocol_id}" if protocol_id else "not any protocol of this harness"
     return (f"published: numbers as printed by the papers, measured under their own protocols "
             f"({against}); not ranked, sources in results/published.csv")
@@ -206,7 +212,7 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
     if table is not None and table.real is not None:
         notes.append(f"- *{REAL_LABEL_MD}*: {REAL_TEXT}")
     if published:
-        notes.append(f"- {published_caveat(table.protocol_id if table else None)}")
+        notes.append(f"- {published_caveat(table.protocol_id if table else None, published)}")
     if _has_absent(table, published):
         notes.append(f"- —: {ABSENT_TEXT}")
     for i, text in enumerate(table.notes if table else ()):
@@ -330,7 +336,7 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
     if table is not None and table.real is not None:
         notes.append(rf"\textit{{{REAL_LABEL_MD}}}: {tex_escape(REAL_TEXT)}.")
     if published:
-        text = published_caveat(table.protocol_id if table else None)
+        text = published_caveat(table.protocol_id if table else None, published)
         notes.append(tex_escape(text[0].upper() + text[1:]) + ".")
     if _has_absent(table, published):
         notes.append(f"--: {tex_escape(ABSENT_TEXT)}.")
