@@ -33,7 +33,7 @@ from evaluators.segmentation import accumulate_confusion, ground_truth, segmente
 from evaluators.segmentation_scores import scores
 from evaluators.sharding import (broadcast, gather_rows, gather_values, reduce_confusion,
                                  shard_indices)
-from harness.core.weights import INCEPTION_V3_COMPAT, WeightsUnavailable, resolve
+from harness.core.weights import WeightsUnavailable, resolve
 from harness.core.dist import DistInfo
 
 METRIC_NAMES = ("fid", "kid", "miou", "accuracy", "real_miou", "real_accuracy",

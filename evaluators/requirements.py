@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from evaluators.protocol import Protocol
-from harness.core.weights import INCEPTION_V3_COMPAT, WeightNeed
+from harness.core.weights import WeightNeed
 
 SEGMENTATION_METRICS = ("miou", "accuracy", "real_miou", "real_accuracy")
 

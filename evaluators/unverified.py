@@ -38,12 +38,20 @@ def identity_suffix(unverified: list[dict]) -> str:
 def metrics_served(protocol: Any, keys: set[str]) -> list[str]:
     """The metrics computed with any of the weight files ``keys`` under ``protocol``."""
     from evaluators.diversity import backbone_spec
-    from evaluators.requirements import protocol_weight_needs
+    from evaluators.pytorch_fid_flavour import inception_spec
 
     served: dict[str, set[str]] = {}
-    for need in protocol_weight_needs(protocol, multimodal=None):
-        served.setdefault(need.spec.key, set()).update(need.metrics)
-    served.setdefault(backbone_spec(protocol.classwise.net).key, set()).update(("mcsd", "mocd"))
+
+    def add(key: str, *metrics: str) -> None:
+        served.setdefault(key, set()).update(metrics)
+
+    add(inception_spec(protocol.fid.flavour).key, "fid", "kid")
+    if protocol.segmentation.segmenter is not None:
+        from evaluators.segmenters import SEGMENTERS
+        for spec in SEGMENTERS.get(protocol.segmentation.segmenter).weights:
+            add(spec.key, "miou", "accuracy", "real_miou", "real_accuracy")
+    add(backbone_spec(protocol.diversity.net).key, "lpips_diversity")
+    add(backbone_spec(protocol.classwise.net).key, "mcsd", "mocd")
     out: set[str] = set()
     for key in keys:
         # A file the declared needs do not know (a plugin's): mark every metric, never fewer.
