@@ -110,6 +110,7 @@ def build_pt_inception_state(seed: int = 0) -> dict:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_spade_2019_fid_equals_pytorch_fid_on_the_same_images(eval_env, synthetic_val, tmp_path,
                                                                monkeypatch):
     """The FID of the spade-2019 protocol (its fid section verbatim, on the synthetic split) is
