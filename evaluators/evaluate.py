@@ -25,13 +25,15 @@ from evaluators.fid import (ImageFilesDataset, RealImagesDataset, bootstrap_fid,
 from evaluators.pairing import (PairingError, check_mapping, check_sizes, lossy_files,
                                 pair_images)
 from evaluators.protocol import Protocol, load_protocol
+from evaluators.pytorch_fid_flavour import inception_spec
+from evaluators.unverified import mark_unverified
 from harness.core.records import (METRICS, SCHEMA, combine_seeds, finite_or_skipped,  # noqa: F401
                                   not_applicable, ok, single_seed_fields, skipped, write_record)
 from evaluators.segmentation import accumulate_confusion, ground_truth, segmenter_input
 from evaluators.segmentation_scores import scores
 from evaluators.sharding import (broadcast, gather_rows, gather_values, reduce_confusion,
                                  shard_indices)
-from harness.core.weights import INCEPTION_V3_COMPAT, WeightsUnavailable, resolve
+from harness.core.weights import WeightsUnavailable, resolve
 from harness.core.dist import DistInfo
 
 METRIC_NAMES = ("fid", "kid", "miou", "accuracy", "real_miou", "real_accuracy",
@@ -179,12 +181,13 @@ def _fid_kid(run: _Run) -> dict[str, dict]:
             out[name] = skipped("skipped on request")
     if not any(want.values()):
         return out
+    spec = inception_spec(fs.flavour)   # torch-fidelity's or pytorch-fid's Inception file
     try:
-        resolved = resolve(INCEPTION_V3_COMPAT, run.weights.get(INCEPTION_V3_COMPAT.key))
+        resolved = resolve(spec, run.weights.get(spec.key))
     except WeightsUnavailable as exc:
         return {**out, **{n: skipped(str(exc)) for n, w in want.items() if w}}
     run.weights_used[resolved.spec.key] = resolved.record()
-    extractor = build_extractor(resolved.path, run.device)
+    extractor = build_extractor(resolved.path, run.device, flavour=fs.flavour)
 
     gen = _features(run, ImageFilesDataset(run.paths), extractor, "generated images")
     path = run.ref_dir / f"fid-real-{cache.weights_tag([resolved.sha256])}.pt"
@@ -205,8 +208,8 @@ def _fid_kid(run: _Run) -> dict[str, dict]:
         reason = f"FID/KID need at least 2 images, the protocol selects {n}"
         return {**out, **{name: skipped(reason) for name, w in want.items() if w}}
     if want["fid"]:
-        value = fid_value(gen, real)
-        extra = {"ci95": None, "confidence": fs.confidence, "n": n, "n_real": int(real.shape[0])}
+        value = fid_value(gen, real, flavour=fs.flavour)
+        extra = {"flavour": fs.flavour, "ci95": None, "confidence": fs.confidence, "n": n, "n_real": int(real.shape[0])}
         if fs.bootstrap_resamples > 0:
             boot = bootstrap_fid(gen, real, resamples=fs.bootstrap_resamples,
                                  confidence=fs.confidence, seed=fs.bootstrap_seed, point=value)
@@ -498,4 +501,5 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
                      "tables_by_fingerprint": bool(getattr(dataset, "tables_by_fingerprint",
                                                            False))},
         }
+        mark_unverified(record, protocol)   # unverified weights: own identity, marked values
     return broadcast(record, run.dist)

@@ -68,8 +68,14 @@ def read_uint8(path: Path) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
-def build_extractor(weights_path: str | Path, device: str | torch.device = "cpu"):
-    """torch-fidelity's Inception extractor for the '2048' layer, on ``device``."""
+def build_extractor(weights_path: str | Path, device: str | torch.device = "cpu",
+                    flavour: str = "torch-fidelity"):
+    """torch-fidelity's Inception extractor for the '2048' layer, on ``device`` (or pytorch-fid's
+    InceptionV3 for ``flavour='pytorch-fid'``: evaluators/pytorch_fid_flavour.py)."""
+    if flavour != "torch-fidelity":
+        from evaluators.pytorch_fid_flavour import PytorchFidExtractor, inception_spec
+        inception_spec(flavour)  # an unknown flavour is one clear error
+        return PytorchFidExtractor(weights_path, device)
     from torch_fidelity.utils import create_feature_extractor
     extractor = create_feature_extractor(FEATURE_EXTRACTOR, [FEATURE_LAYER], cuda=False,
                                          feature_extractor_weights_path=str(weights_path),
@@ -83,6 +89,8 @@ def extract_features(images: Dataset, extractor, *, batch_size: int = 32,
     from torch_fidelity.utils import get_featuresdict_from_dataset
     if len(images) == 0:
         return torch.empty(0, int(FEATURE_LAYER))
+    if getattr(extractor, "own_loop", False):   # the pytorch-fid flavour feeds its own model
+        return extractor.to(device).features(images, batch_size=batch_size, progress=progress)
     device = torch.device(device)
     cuda = device.type == "cuda"
     # torch-fidelity moves batches with .cuda(), i.e. to the current device.
@@ -93,8 +101,14 @@ def extract_features(images: Dataset, extractor, *, batch_size: int = 32,
     return out[FEATURE_LAYER].cpu()
 
 
-def fid_value(gen: torch.Tensor, real: torch.Tensor) -> float:
-    """FID between two feature sets, computed by torch-fidelity."""
+def fid_value(gen: torch.Tensor, real: torch.Tensor, flavour: str = "torch-fidelity") -> float:
+    """FID between two feature sets, computed by torch-fidelity (or pytorch-fid's
+    ``calculate_frechet_distance`` for ``flavour='pytorch-fid'``)."""
+    if flavour != "torch-fidelity":
+        from evaluators import pytorch_fid_flavour
+        pytorch_fid_flavour.inception_spec(flavour)
+        _check_features(gen, real, minimum=2, what="FID")
+        return pytorch_fid_flavour.fid_value(gen.cpu(), real.cpu())
     from torch_fidelity.metric_fid import (KEY_METRIC_FID, fid_features_to_statistics,
                                            fid_statistics_to_metric)
     _check_features(gen, real, minimum=2, what="FID")

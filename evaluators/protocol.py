@@ -46,6 +46,10 @@ class FidSettings:
     bootstrap_resamples: int = 200  # 0 = no confidence interval
     confidence: float = 0.95
     bootstrap_seed: int = 0
+    # Which library computes FID: 'torch-fidelity' (TF1-exact) or 'pytorch-fid' (the package,
+    # what the SIS papers used; ~0.5 % apart). Hashed only when not the default, so the
+    # protocols written before the field keep their ids (docs/protocols.md).
+    flavour: Literal["torch-fidelity", "pytorch-fid"] = "torch-fidelity"
 
     def __post_init__(self) -> None:
         if self.kid_subsets < 1:
@@ -165,6 +169,8 @@ class Protocol:
         """Every field, with the code-derived identities filled in (what the record stores)."""
         data = {f.name: to_dict(getattr(self, f.name)) for f in fields(self)
                 if f.name != "source"}
+        if self.fid.flavour == "torch-fidelity":   # default: absent, earlier hashes unchanged
+            data["fid"].pop("flavour", None)
         data["fid"]["weights"] = fid_weights_identity(self.fid)
         data["segmentation"]["segmenter_identity"] = segmenter_identity(self.segmentation.segmenter)
         data["diversity"]["backbone"] = lpips_backbone_identity(self.diversity.net)
@@ -203,8 +209,8 @@ class Protocol:
 
 # --- identities that come from code --------------------------------------------------------
 def fid_weights_identity(fid: FidSettings) -> dict:
-    from harness.core.weights import INCEPTION_V3_COMPAT
-    return INCEPTION_V3_COMPAT.identity()
+    from evaluators.pytorch_fid_flavour import inception_spec
+    return inception_spec(fid.flavour).identity()
 
 
 def lpips_backbone_identity(net: str) -> dict:

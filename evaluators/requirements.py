@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from evaluators.protocol import Protocol
-from harness.core.weights import INCEPTION_V3_COMPAT, WeightNeed
+from harness.core.weights import WeightNeed
 
 SEGMENTATION_METRICS = ("miou", "accuracy", "real_miou", "real_accuracy")
 
@@ -32,7 +32,9 @@ def protocol_weight_needs(protocol: Protocol, *, skip: Iterable[str] = (),
     if fs.enabled:
         metrics = tuple(m for m, on in (("fid", True), ("kid", fs.kid)) if on and m not in skips)
         if metrics:
-            needs.append(WeightNeed(INCEPTION_V3_COMPAT, "Inception for FID/KID", metrics))
+            from evaluators.pytorch_fid_flavour import inception_spec
+            needs.append(WeightNeed(inception_spec(fs.flavour),
+                                    f"Inception for FID/KID ({fs.flavour})", metrics))
     seg = protocol.segmentation
     if seg.segmenter is not None:
         names = SEGMENTATION_METRICS if seg.real_images else SEGMENTATION_METRICS[:2]

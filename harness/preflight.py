@@ -70,7 +70,7 @@ def weight_needs(cfg: ExperimentConfig, protocol: Any | None, *, training: bool 
 
 
 def _check_weights(needs: Sequence, report: PreflightReport, allow_missing: bool) -> None:
-    from harness.core.weights import WeightsHashMismatch, WeightsUnavailable, resolve
+    from harness.core.weights import WeightsUnavailable, resolve
 
     merged: dict[tuple, Any] = {}  # one check per file; the metrics of every need of it
     for need in needs:
@@ -86,9 +86,7 @@ def _check_weights(needs: Sequence, report: PreflightReport, allow_missing: bool
     for need in merged.values():
         try:
             report.resolved.append(resolve(need.spec, need.path).record())
-        except WeightsHashMismatch as exc:
-            report.errors.append(f"{need.purpose}: {exc}")
-        except WeightsUnavailable as exc:
+        except WeightsUnavailable as exc:   # also WeightsHashMismatch: a wrong file = a missing one
             if not need.metrics:
                 report.errors.append(f"{need.purpose}, needed to train: {exc}")
             elif need.maybe:

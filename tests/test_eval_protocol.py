@@ -30,7 +30,7 @@ CHANGES = {
     "num_images": 10, "seeds": (0, 1),
     "fid.enabled": False, "fid.resize_filter": "bilinear", "fid.kid": False,
     "fid.kid_subsets": 50, "fid.kid_subset_size": 500, "fid.bootstrap_resamples": 10,
-    "fid.confidence": 0.9, "fid.bootstrap_seed": 1,
+    "fid.confidence": 0.9, "fid.bootstrap_seed": 1, "fid.flavour": "pytorch-fid",
     "segmentation.segmenter": "upernet-101-ade20k", "segmentation.input_resolution": "original",
     "segmentation.upsample_filter": "bilinear", "segmentation.label_space": "ade20k-150",
     "segmentation.ignore_index": 0, "segmentation.absent_classes": "zero",

@@ -70,10 +70,14 @@ def test_allow_missing_weights_waives_metrics_never_training_files(offline):
     assert not offline["runs"].exists()
 
 
-def test_a_file_with_the_wrong_checksum_always_stops(offline):
+def test_a_file_with_the_wrong_checksum_is_handled_like_a_missing_one(offline):
+    # Issue 13 item 6: a wrong checksum stops the run exactly as a missing file does (exit 2,
+    # --allow-missing-weights offered); with that flag the metric is skipped with the reason
+    # (tests/test_protocols_named.py::test_wrong_checksum_is_skipped_like_a_missing_file).
     (offline["weights"] / INCEPTION).write_bytes(b"not the inception weights")
-    code, out, err = run(offline, "example-pix2pix", "--allow-missing-weights")
+    code, out, err = run(offline, "example-pix2pix")
     assert code == 2 and "has sha256" in err and "expected prefix 6726825d" in err
+    assert "--allow-missing-weights" in err
     assert not offline["runs"].exists()
 
 

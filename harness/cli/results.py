@@ -190,7 +190,7 @@ def list_rows(what: str, *, dataset: str = "synthetic",
             rows.append({"name": p.name, "id": p.id, "hash": p.hash(), "dataset": p.dataset,
                          "split": p.split, "resolution": "x".join(map(str, p.resolution)),
                          "num_images": p.num_images, "seeds": list(p.seeds),
-                         "segmenter": p.segmentation.segmenter,
+                         "segmenter": p.segmentation.segmenter, "fid_flavour": p.fid.flavour,
                          "description": (p.description or "").strip().splitlines()[0]
                          if p.description else "", "source": p.source})
         return rows, ["name", "hash", "dataset", "split", "resolution", "segmenter", "description"]

@@ -31,8 +31,9 @@ class WeightsUnavailable(FileNotFoundError):
     """A weight file could not be found or downloaded."""
 
 
-class WeightsHashMismatch(ValueError):
-    """A weight file's sha256 differs from the published one."""
+class WeightsHashMismatch(WeightsUnavailable, ValueError):
+    """A weight file's sha256 differs from the published one. A WeightsUnavailable: a wrong file
+    and a missing file are handled alike (the metric it serves is skipped with this reason)."""
 
 
 @dataclass(frozen=True)

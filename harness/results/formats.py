@@ -30,7 +30,13 @@ REAL_TEXT = ("the protocol's segmenter on the real images: the mIoU / accuracy a
              "generator could reach; not ranked")
 
 
-def published_caveat(protocol_id: str | None) -> str:
+def published_caveat(protocol_id: str | None, published: tuple[Row, ...] = ()) -> str:
+    from harness.results.published_placement import SAME
+    if protocol_id and any(r.label.endswith(f" · {SAME}") for r in published):
+        return (f"published: numbers as printed by the papers, not ranked; rows marked '{SAME}' "
+                f"were measured under {protocol_id}'s protocol, the others under the protocol "
+                "named in the row (its footnote says how it differs); sources in "
+                "results/published.csv")
     against = f"not protocol {protocol_id}" if protocol_id else "not any protocol of this harness"
     return (f"published: numbers as printed by the papers, measured under their own protocols "
             f"({against}); not ranked, sources in results/published.csv")
@@ -63,7 +69,9 @@ def _csv_metric(cell: Cell) -> list[str]:
     value = CSV_FLOAT.format(cell.mean) if cell.mean is not None else ""
     std = CSV_FLOAT.format(cell.std) if cell.std is not None else ""
     n = str(cell.n_ok) if cell.status == "ok" else ""
-    return [value, std, n, cell.status, cell.reason or ""]
+    note = "; ".join(t for t in (cell.reason, "unverified weights" if cell.unverified else None)
+                     if t)   # evaluators/unverified.py: the value is marked in the CSV too
+    return [value, std, n, cell.status, note]
 
 
 def _csv_row(row: Row, table: ProtocolTable | None) -> list[str]:
@@ -100,9 +108,10 @@ def to_csv(board: Leaderboard) -> str:
 # --------------------------------------------------------------------------------------------
 def _blocks(section: DatasetSection):
     """(table or None, published rows) per rendered table of a section."""
+    from harness.results.published_placement import place_published  # same protocol first
     if section.tables:
-        return [(t, section.published) for t in section.tables]
-    return [(None, section.published)] if section.published else []
+        return [place_published(t, section.published) for t in section.tables]
+    return [place_published(None, section.published)] if section.published else []
 
 
 def _used_spreads(table: ProtocolTable | None) -> list[str]:
@@ -193,7 +202,8 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
             out.append(_md_row(["*published (papers' own protocols; not ranked)*"]
                                + [""] * (width - 1)))
         for row in published:
-            cells = [f"*{_md_escape(row.label)}*", "", "", ""] + ([""] if n_col else [])
+            mark = "".join(f" [{n}]" for n in row.label_notes)  # its protocol's difference
+            cells = [f"*{_md_escape(row.label)}*{mark}", "", "", ""] + ([""] if n_col else [])
             cells += [_md_cell(c, row.cells[c.key], italic=True) for c in columns]
             out.append(_md_row(cells))
     out.append("")
@@ -203,7 +213,7 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
     if table is not None and table.real is not None:
         notes.append(f"- *{REAL_LABEL_MD}*: {REAL_TEXT}")
     if published:
-        notes.append(f"- {published_caveat(table.protocol_id if table else None)}")
+        notes.append(f"- {published_caveat(table.protocol_id if table else None, published)}")
     if _has_absent(table, published):
         notes.append(f"- —: {ABSENT_TEXT}")
     for i, text in enumerate(table.notes if table else ()):
@@ -316,7 +326,9 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
             out += [r"\midrule", rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{Published "
                                  r"(papers' own protocols; not ranked)}} \\"]
         for row in published:
-            cells = [rf"\textit{{{tex_escape(row.label)}}}", "", "", ""] + ([""] if n_col else [])
+            mark = "".join(f"$^{{{n}}}$" for n in row.label_notes)  # its protocol's difference
+            cells = [rf"\textit{{{tex_escape(row.label)}}}" + mark, "", "", ""] + \
+                ([""] if n_col else [])
             cells += [_tex_cell(c, row.cells[c.key], italic=True) for c in columns]
             out.append(_tex_row(cells))
     out += [r"\bottomrule", r"\end{tabular}"]
@@ -326,7 +338,7 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
     if table is not None and table.real is not None:
         notes.append(rf"\textit{{{REAL_LABEL_MD}}}: {tex_escape(REAL_TEXT)}.")
     if published:
-        text = published_caveat(table.protocol_id if table else None)
+        text = published_caveat(table.protocol_id if table else None, published)
         notes.append(tex_escape(text[0].upper() + text[1:]) + ".")
     if _has_absent(table, published):
         notes.append(f"--: {tex_escape(ABSENT_TEXT)}.")

@@ -37,6 +37,8 @@ REAL_LABEL = "Real images (segmenter upper bound)"
 IMAGES_LABEL = "(image folder)"
 # Real-image scores of one protocol are deterministic; larger disagreement means a mixed-up cache.
 REAL_TOLERANCE = 0.01
+UNVERIFIED_TEXT = ("computed with unverified weights (a file whose sha256 differs from the "
+                   "published one, HARNESS_ALLOW_UNVERIFIED_WEIGHTS): not the protocol's number")
 
 Warn = Callable[[str], None]
 
@@ -56,6 +58,7 @@ class Cell:
     text: str | None = None           # published: the number exactly as the paper printed it
     best: bool = False
     note: str | None = None           # footnote letter within its table
+    unverified: bool = False          # computed with unverified weights (evaluators/unverified.py)
 
     @property
     def partial(self) -> bool:
@@ -83,6 +86,7 @@ class Row:
     source: str | None = None         # published only
     protocol_note: str | None = None  # published only
     budget: str | None = None         # what was run ("8 steps, bs 4, 64 px"; run_info.py)
+    published_protocol: str | None = None  # published only: the protocol it was measured under
 
 
 @dataclass(frozen=True)
@@ -161,12 +165,14 @@ def aggregate_cell(metrics: list[Metric | None]) -> Cell:
     n = len(metrics)
     ok = [m for m in metrics if m is not None and m.status == "ok"]
     if ok:
+        unverified = any(getattr(m, "unverified", False) for m in ok)
         if n == 1:
-            return Cell("ok", ok[0].value, _stdev(list(ok[0].per_seed)), 1, 1)
+            return Cell("ok", ok[0].value, _stdev(list(ok[0].per_seed)), 1, 1,
+                        unverified=unverified)
         values = [m.value for m in ok]
         rest = [m for m in metrics if m is None or m.status != "ok"]
         return Cell("ok", statistics.fmean(values), _stdev(values), len(ok), n,
-                    reason=_describe_missing(rest) if rest else None)
+                    reason=_describe_missing(rest) if rest else None, unverified=unverified)
     present = [m for m in metrics if m is not None]
     if not present:
         return Cell("absent", n_total=n)
@@ -240,8 +246,10 @@ def published_row(p: PublishedRow) -> Row:
         text = p.values.get(col.published_key) if col.published_key else None
         cells[col.key] = (Cell("ok", float(text), text=text, n_ok=1, n_total=1) if text
                           else Cell("absent"))
+    protocol = getattr(p, "protocol", None)
+    note = f"protocol {protocol}; {p.protocol_note}" if protocol else p.protocol_note
     return Row(kind="published", dataset=p.dataset, label=p.label, cells=cells, method=p.method,
-               source=p.source, protocol_note=p.protocol_note)
+               source=p.source, protocol_note=note, published_protocol=protocol)
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,6 +281,8 @@ def note_text(cell: Cell) -> str | None:
         return f"N/A: {cell.reason}" if cell.reason else "N/A: not applicable (no reason recorded)"
     if cell.partial:
         return f"mean over {cell.n_ok} of {cell.n_total} runs; the other runs: {cell.reason}"
+    if cell.unverified:
+        return UNVERIFIED_TEXT
     return None
 
 

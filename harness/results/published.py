@@ -12,14 +12,20 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core.config import CONFIGS_ROOT
 from harness.core.env import REPO_ROOT
 
 DEFAULT_PUBLISHED_CSV = REPO_ROOT / "results" / "published.csv"
+PROTOCOLS_DIR = CONFIGS_ROOT / "protocols"
 
 VALUE_COLUMNS = ("fid", "kid", "miou", "accuracy", "lpips")
 TEXT_COLUMNS = ("dataset", "method", "label", "source", "protocol_note")
 COLUMNS = ("dataset", "method", "label", *VALUE_COLUMNS, "source", "protocol_note")
 REQUIRED = ("dataset", "method", "label", "source")
+# The protocol (configs/protocols/<name>.yaml) the number was measured under. Optional in the
+# header so older files still load (their rows count as "protocol unknown"); every row of the
+# shipped results/published.csv names one (tests/test_protocols_named.py).
+OPTIONAL_COLUMNS = ("protocol",)
 
 
 class PublishedError(ValueError):
@@ -36,6 +42,7 @@ class PublishedRow:
     source: str                        # paper / table / where the number was taken from
     protocol_note: str                 # what is known about how it was measured
     line: int                          # line in the CSV (for messages)
+    protocol: str | None = None        # the named protocol it was measured under, if known
 
     def value(self, column: str) -> float | None:
         text = self.values.get(column)
@@ -56,7 +63,7 @@ def load_published(path: str | Path) -> list[PublishedRow]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     missing = [c for c in COLUMNS if c not in header]
-    unknown = [c for c in header if c not in COLUMNS]
+    unknown = [c for c in header if c not in COLUMNS + OPTIONAL_COLUMNS]
     if missing or unknown:
         raise PublishedError(
             f"{path}: header must be {','.join(COLUMNS)}"
@@ -70,6 +77,11 @@ def load_published(path: str | Path) -> list[PublishedRow]:
             raise PublishedError(f"{path}, line {i}: expected {len(COLUMNS)} fields "
                                  "(quote values that contain commas)")
         raw = {k: v.strip() for k, v in raw.items()}
+        protocol = raw.get("protocol") or None
+        if protocol is not None and not (PROTOCOLS_DIR / f"{protocol}.yaml").is_file():
+            raise PublishedError(f"{path}, line {i}, column 'protocol': {protocol!r} is not a "
+                                 f"protocol in {PROTOCOLS_DIR} (`python -m harness list "
+                                 "protocols` lists them; leave the cell empty when unknown)")
         for c in REQUIRED:
             if not raw[c]:
                 raise PublishedError(f"{path}, line {i}: column {c!r} is empty")
@@ -93,5 +105,5 @@ def load_published(path: str | Path) -> list[PublishedRow]:
                                  f"{raw['label']!r} repeat line {seen[ident]}")
         seen[ident] = i
         rows.append(PublishedRow(raw["dataset"], raw["method"], raw["label"], values,
-                                 raw["source"], raw["protocol_note"], i))
+                                 raw["source"], raw["protocol_note"], i, protocol))
     return rows

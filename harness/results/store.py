@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -32,6 +32,7 @@ class Metric:
     value: float | None = None
     per_seed: tuple[float, ...] = ()            # one value per generation seed, if recorded
     reason: str | None = None                   # why skipped / not applicable
+    unverified: bool = False                    # computed with unverified weights
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,13 @@ def parse_record(path: Path, key: str, rec: Any, warn: Reporter | None = None) -
     if not key.startswith(f"{pid}/"):
         warn(f"{where}: the key does not start with the record's protocol id {pid!r}; the "
              "record's protocol is used")
+    # Unverified weights (evaluators/unverified.py): the identity carries a suffix, so such
+    # numbers get their own table; the values they produced are marked.
+    unverified_metrics: set[str] = set()
+    if isinstance(proto, dict) and isinstance(proto.get("identity"), str) and proto["identity"]:
+        pid = proto["identity"]
+        marked = (proto.get("unverified") or {}).get("metrics")
+        unverified_metrics = set(marked) if isinstance(marked, list) else set()
 
     inference = rec.get("inference")
     if inference is not None and not isinstance(inference, str):
@@ -244,7 +252,7 @@ def parse_record(path: Path, key: str, rec: Any, warn: Reporter | None = None) -
     for name in sorted(metrics_raw):
         m = parse_metric(f"{where}: metric {name!r}", metrics_raw[name], warn)
         if m is not None:
-            metrics[name] = m
+            metrics[name] = replace(m, unverified=True) if name in unverified_metrics else m
 
     notes_raw = rec.get("notes", [])
     if isinstance(notes_raw, list) and all(isinstance(n, str) for n in notes_raw):
