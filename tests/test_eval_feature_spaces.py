@@ -220,6 +220,24 @@ def test_default_protocols_do_not_hash_the_features_section(tmp_path):
     assert _protocol(tmp_path, name="plain", dinov2="dinov2-vit-b-14").id != opted.id
 
 
+FEATURE_CHANGES = {"metrics": ("cmmd",), "dinov2": "dinov2-vit-b-14", "clip": "clip-vit-b-16",
+                   "prdc": "dinov2-vit-l-14", "prc_neighborhood": 5, "dc_nearest_k": 4, "cmmd_sigma": 5.0,
+                   "cmmd_scale": 1.0}
+
+
+def test_every_features_field_changes_the_hash_when_metrics_are_asked_for():
+    import dataclasses
+
+    from evaluators.protocol import Protocol
+    assert set(FEATURE_CHANGES) == {f.name for f in dataclasses.fields(FeatureSpaceSettings)}
+    base = Protocol(name="p", dataset="synthetic", resolution=(64, 64),
+                    features=FeatureSpaceSettings(metrics=tuple(ALL)))
+    for key, value in FEATURE_CHANGES.items():
+        changed = dataclasses.replace(base, features=dataclasses.replace(base.features,
+                                                                         **{key: value}))
+        assert changed.hash() != base.hash(), key
+
+
 def test_bad_feature_settings_are_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="features.prdc"):
         _protocol(tmp_path, prdc="inception-v3-compat")
