@@ -95,6 +95,17 @@ def metric_extractors(fs) -> dict[str, str]:
     return {m: by.get(m, fs.prdc) for m in fs.metrics}
 
 
+def feature_weight_needs(fs, skips=()) -> list:
+    """The weight files a ``features:`` section resolves (evaluators/requirements.py)."""
+    from harness.core.weights import WeightNeed
+    by_extractor: dict[str, list[str]] = {}
+    for metric, extractor in metric_extractors(fs).items():
+        if metric not in skips:
+            by_extractor.setdefault(extractor, []).append(metric)
+    return [WeightNeed(weight_spec(e), f"{e} features for {', '.join(ms)}", tuple(ms))
+            for e, ms in by_extractor.items()]
+
+
 def settings_identity(fs) -> dict:
     """What the protocol hashes for a ``features:`` section: its fields plus every used
     extractor's weight identity (file name and known hash)."""

@@ -238,6 +238,18 @@ def test_every_features_field_changes_the_hash_when_metrics_are_asked_for():
         assert changed.hash() != base.hash(), key
 
 
+def test_feature_weights_are_declared_up_front(tmp_path):
+    from evaluators.requirements import protocol_weight_needs
+    protocol = _protocol(tmp_path)
+    needs = {n.spec.key: n.metrics for n in protocol_weight_needs(protocol, skip=["recall"])}
+    assert needs[DINO] == ("fd_dinov2",)
+    assert needs[CLIP] == ("fd_clip", "cmmd", "precision", "density", "coverage")
+    plain = load_protocol(write_protocol(tmp_path, name="plain"))
+    assert not any(n.spec.key in fsp.FEATURE_WEIGHT_SPECS
+                   for n in protocol_weight_needs(plain, multimodal=False)
+                   if n.spec.key != "vgg16")
+
+
 def test_bad_feature_settings_are_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="features.prdc"):
         _protocol(tmp_path, prdc="inception-v3-compat")
