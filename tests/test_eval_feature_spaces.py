@@ -437,3 +437,31 @@ def test_lpips_vgg_trunk_end_to_end(eval_env, synthetic_val, tmp_path, monkeypat
                                     for i, j in combinations(range(3), 2)]))
     assert entry["value"] == pytest.approx(float(np.mean(per_map)), rel=1e-5)
     assert entry["value"] > 0
+
+
+# --- leaderboard -----------------------------------------------------------------------------
+def test_feature_columns_appear_only_where_recorded(tmp_path):
+    from _leaderboard_helpers import PROTO_A, PROTO_C, fid, ok, record, write_metrics
+    from harness.results import build_leaderboard
+    features = {"fd_dinov2": ok(101.5), "cmmd": ok(0.734), "precision": ok(0.61),
+                "recall": ok(0.42), "density": ok(0.9), "coverage": ok(0.55)}
+    runs = tmp_path / "runs"
+    write_metrics(runs / "a" / "metrics.json",
+                  record(method="spade", dataset="cityscapes", protocol=PROTO_A,
+                         metrics={"fid": fid(60.0), "lpips_diversity": ok(0.2), **features}))
+    write_metrics(runs / "b" / "metrics.json",
+                  record(method="spade", dataset="ade20k", protocol=PROTO_C,
+                         metrics={"fid": fid(40.0)}))
+    out = build_leaderboard(runs, None, tmp_path / "out", "md,csv")
+    md = out["md"].read_text()
+    tables = md.split("### Protocol")[1:]
+    city = next(t for t in tables if PROTO_A["id"] in t.splitlines()[0])
+    ade = next(t for t in tables if PROTO_C["id"] in t.splitlines()[0])
+    header = next(line for line in city.splitlines() if line.startswith("| Method"))
+    for title in ("FD_DINOv2 ↓", "CMMD ↓", "precision ↑", "recall ↑", "density ↑",
+                  "coverage ↑", "LPIPS (AlexNet) ↑"):
+        assert title in header
+    assert "FD_CLIP" not in header                      # nobody recorded it
+    assert "101.50" in city and "0.734" in city
+    assert "FD_DINOv2" not in ade and "CMMD" not in ade  # optional: absent where unrecorded
+    assert "fd_dinov2" in out["csv"].read_text().splitlines()[0]   # the CSV keeps every column

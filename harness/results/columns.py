@@ -55,10 +55,13 @@ METRIC_COLUMNS: tuple[MetricColumn, ...] = (
     MetricColumn("fd_clip", "fd_clip", None, None, "FD_CLIP", r"FD$_\text{CLIP}$", "lower", 2,
                  optional=True),
     MetricColumn("cmmd", "cmmd", None, None, "CMMD", "CMMD", "lower", 3, optional=True),
-    MetricColumn("precision", "precision", None, None, "P", "P", "higher", 3, optional=True),
-    MetricColumn("recall", "recall", None, None, "R", "R", "higher", 3, optional=True),
-    MetricColumn("density", "density", None, None, "D", "D", "higher", 3, optional=True),
-    MetricColumn("coverage", "coverage", None, None, "C", "C", "higher", 3, optional=True),
+    MetricColumn("precision", "precision", None, None, "precision", "precision", "higher", 3,
+                 optional=True),
+    MetricColumn("recall", "recall", None, None, "recall", "recall", "higher", 3, optional=True),
+    MetricColumn("density", "density", None, None, "density", "density", "higher", 3,
+                 optional=True),
+    MetricColumn("coverage", "coverage", None, None, "coverage", "coverage", "higher", 3,
+                 optional=True),
 )
 
 # The LPIPS trunk a table's reproduced rows used (protocol diversity.net), named in its header.
