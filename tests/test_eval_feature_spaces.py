@@ -26,7 +26,7 @@ import scipy.linalg
 import torch
 from PIL import Image
 
-from _eval_helpers import (N_VAL, eval_env, eval_weights_dir, no_weights_env,  # noqa: F401
+from _eval_helpers import (eval_env, eval_weights_dir, no_weights_env,  # noqa: F401
                            perturb, synthetic_val, write_generated, write_protocol)
 from evaluators import feature_metrics as fm
 from evaluators import feature_spaces as fsp
@@ -37,6 +37,7 @@ from harness.core.config import ConfigError
 
 DINOV2_HUB = Path(__file__).parent / "data" / "dinov2_hub"
 DINO, CLIP = "dinov2-vit-s-14", "clip-vit-b-32"
+N = 8   # images scored (the first N of the synthetic val split): DINOv2 on CPU is the cost
 ALL = ["fd_dinov2", "fd_clip", "cmmd", "precision", "recall", "density", "coverage"]
 _SESSION: dict[str, object] = {}
 
@@ -111,11 +112,13 @@ def _protocol(tmp_path, name="features-test", **features):
     section = {"metrics": ALL, "dinov2": DINO, "clip": CLIP, "prdc": CLIP,
                "prc_neighborhood": 3, "dc_nearest_k": 3, **features}
     return load_protocol(write_protocol(tmp_path, name=name, fid={"enabled": False},
-                                        diversity={"enabled": False}, features=section))
+                                        num_images=N, diversity={"enabled": False},
+                                        features=section))
 
 
 def _generated(dataset, tmp_path) -> dict:
-    return write_generated(dataset, tmp_path / "gen", "noise")
+    keys = {r.key for r in dataset.records()[:N]}
+    return write_generated(dataset, tmp_path / "gen", "noise", keys=keys)
 
 
 def _direct_features(extractor_id: str, weights: Path, images) -> torch.Tensor:
@@ -288,17 +291,17 @@ def test_every_feature_metric_end_to_end(feature_env, synthetic_val, tmp_path, c
                              progress=False)
     m = record["metrics"]
     assert [n for n in ALL if m[n]["status"] == "ok"] == ALL, m
-    # one pass per extractor over each image set: 12 generated + 12 real through each
+    # one pass per extractor over each image set: N generated + N real through each
     assert counted["builds"] == {DINO: 1, CLIP: 1}
-    assert counted["images"] == {DINO: 2 * N_VAL, CLIP: 2 * N_VAL}
+    assert counted["images"] == {DINO: 2 * N, CLIP: 2 * N}
     assert record["weights"][DINO]["file"] == "dinov2_vits14_pretrain.pth"
     assert record["weights"][CLIP]["verified"] is False      # a stand-in, marked as such
     assert m["fd_dinov2"]["extractor"] == DINO and m["fd_dinov2"]["dims"] == 384
     assert m["cmmd"]["estimator"] == "biased" and m["cmmd"]["sigma"] == 10.0
 
-    keys = [r.key for r in synthetic_val.records()]
-    gen_set = ImageFilesDataset([gen_paths[k] for k in keys])
-    real_set = RealImagesDataset(synthetic_val, synthetic_val.records(), (64, 64))
+    records = synthetic_val.records()[:N]
+    gen_set = ImageFilesDataset([gen_paths[r.key] for r in records])
+    real_set = RealImagesDataset(synthetic_val, records, (64, 64))
     dino_w = feature_env / fsp.FEATURE_WEIGHT_SPECS[DINO].filename
     clip_w = feature_env / fsp.FEATURE_WEIGHT_SPECS[CLIP].filename
     dg, dr = (_direct_features(DINO, dino_w, s).numpy() for s in (gen_set, real_set))
@@ -327,7 +330,7 @@ def test_every_feature_metric_end_to_end(feature_env, synthetic_val, tmp_path, c
     counted["images"].clear()
     again = evaluate_images(tmp_path / "gen", synthetic_val, protocol, multimodal=False,
                             progress=False)
-    assert counted["images"] == {DINO: N_VAL, CLIP: N_VAL}
+    assert counted["images"] == {DINO: N, CLIP: N}
     assert {n: again["metrics"][n]["value"] for n in ALL} == \
         {n: pytest.approx(m[n]["value"], rel=1e-6, abs=1e-9) for n in ALL}
 
@@ -339,7 +342,7 @@ def test_prdc_in_dinov2_space_shares_the_dinov2_pass(feature_env, synthetic_val,
     _generated(synthetic_val, tmp_path)
     record = evaluate_images(tmp_path / "gen", synthetic_val, protocol, multimodal=False,
                              progress=False, skip=["recall"])
-    assert counted["builds"] == {DINO: 1} and counted["images"] == {DINO: 2 * N_VAL}
+    assert counted["builds"] == {DINO: 1} and counted["images"] == {DINO: 2 * N}
     m = record["metrics"]
     assert m["recall"] == {"status": "skipped", "reason": "skipped on request"}
     assert all(m[n]["extractor"] == DINO for n in ("fd_dinov2", "precision", "density"))
