@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from evaluators import reference_cache as cache
 from evaluators.diversity import backbone_spec, build_lpips, lpips_diversity, pairwise_mean
+from evaluators.feature_spaces import FEATURE_METRICS, feature_space_metrics
 from evaluators.fid import (ImageFilesDataset, RealImagesDataset, bootstrap_fid,
                             build_extractor, extract_features, fid_value, kid_value, read_uint8)
 from evaluators.pairing import (PairingError, check_mapping, check_sizes, lossy_files,
@@ -90,7 +91,7 @@ def check_dataset(dataset, protocol: Protocol) -> None:
 def normalise_skip(skip: Iterable[str]) -> set[str]:
     out: set[str] = set()
     for name in skip:
-        if name in METRIC_NAMES:
+        if name in METRIC_NAMES or name in FEATURE_METRICS:
             out.add(name)
         elif name in SKIP_GROUPS:
             out.update(SKIP_GROUPS[name])
@@ -479,6 +480,7 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
     metrics.update(_segmentation(run))
     metrics["lpips_diversity"] = _diversity(run, diversity, multimodal)
     metrics.update(_classwise(run, classwise))
+    metrics.update(feature_space_metrics(run))  # opt-in: protocol.features (feature_spaces.py)
     record = None
     if run.is_main:
         from harness.core.env import environment
@@ -492,7 +494,9 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
             "run_id": run_id, "protocol": protocol.summary(), "inference": inference,
             "n_images": len(keys), "seeds": [int(seed)] if seed is not None else [],
             "metrics": single_seed_fields(finite_or_skipped({n: metrics[n]
-                                                             for n in METRIC_NAMES})),
+                                                             for n in (*METRIC_NAMES,
+                                                                       *FEATURE_METRICS)
+                                                             if n in metrics})),
             "weights": run.weights_used, "environment": environment(),
             "images": {"source": source, "lossy": len(lossy)}, "notes": notes,
             # Which data was scored: the leaderboard keys folder datasets' tables by it and

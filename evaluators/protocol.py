@@ -130,6 +130,42 @@ class ClasswiseSettings:
             raise ValueError(f"classwise.min_pixels must be >= 1, got {self.min_pixels}")
 
 
+FeatureMetric = Literal["fd_dinov2", "fd_clip", "cmmd", "precision", "recall", "density",
+                        "coverage"]
+DinoExtractor = Literal["dinov2-vit-s-14", "dinov2-vit-b-14", "dinov2-vit-l-14", "dinov2-vit-g-14"]
+ClipExtractor = Literal["clip-rn50", "clip-rn101", "clip-rn50x4", "clip-rn50x16", "clip-rn50x64",
+                        "clip-vit-b-32", "clip-vit-b-16", "clip-vit-l-14", "clip-vit-l-14-336px"]
+
+
+@dataclass(frozen=True)
+class FeatureSpaceSettings:
+    """Opt-in metrics in other feature spaces (evaluators/feature_spaces.py, docs/evaluation.md).
+
+    Empty ``metrics`` (the default) leaves the section out of the protocol hash, so protocols
+    written before it existed keep their ids."""
+    metrics: tuple[FeatureMetric, ...] = ()
+    dinov2: DinoExtractor = "dinov2-vit-l-14"          # FD_DINOv2 (dgm-eval: ViT-L/14)
+    clip: ClipExtractor = "clip-vit-l-14-336px"        # FD_CLIP and CMMD (CMMD: ViT-L/14@336)
+    # precision / recall / density / coverage: one of the two above, or torch-fidelity's vgg16
+    prdc: str = "vgg16"
+    prc_neighborhood: int = 3          # torch-fidelity prc (Kynkaanniemi et al.: k = 3)
+    dc_nearest_k: int = 5              # prdc density / coverage (Naeem et al.: k = 5)
+    cmmd_sigma: float = 10.0           # google-research/cmmd distance.py
+    cmmd_scale: float = 1000.0
+
+    def __post_init__(self) -> None:
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError(f"features.metrics repeats a metric: {list(self.metrics)}")
+        if self.prdc not in ("vgg16", self.dinov2, self.clip):
+            raise ValueError(f"features.prdc must be 'vgg16', features.dinov2 "
+                             f"({self.dinov2!r}) or features.clip ({self.clip!r}), "
+                             f"got {self.prdc!r}")
+        if self.prc_neighborhood < 1 or self.dc_nearest_k < 1:
+            raise ValueError("features.prc_neighborhood and features.dc_nearest_k must be >= 1")
+        if not self.cmmd_sigma > 0 or not self.cmmd_scale > 0:
+            raise ValueError("features.cmmd_sigma and features.cmmd_scale must be > 0")
+
+
 @dataclass(frozen=True)
 class Protocol:
     name: str
@@ -142,6 +178,7 @@ class Protocol:
     segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)
     diversity: DiversitySettings = field(default_factory=DiversitySettings)
     classwise: ClasswiseSettings = field(default_factory=ClasswiseSettings)
+    features: FeatureSpaceSettings = field(default_factory=FeatureSpaceSettings)
     metric_version: int = METRIC_CODE_VERSION
     description: str = field(default="", compare=False)   # not hashed
     source: str | None = field(default=None, init=False, compare=False)  # the YAML it came from
@@ -175,6 +212,10 @@ class Protocol:
         data["segmentation"]["segmenter_identity"] = segmenter_identity(self.segmentation.segmenter)
         data["diversity"]["backbone"] = lpips_backbone_identity(self.diversity.net)
         data["classwise"]["backbone"] = lpips_backbone_identity(self.classwise.net)
+        data.pop("features")  # hashed only when it asks for something (old ids unchanged)
+        if self.features.metrics:
+            from evaluators.feature_spaces import settings_identity
+            data["features"] = settings_identity(self.features)
         return data
 
     def hashed_fields(self) -> dict[str, Any]:

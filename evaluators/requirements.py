@@ -48,4 +48,6 @@ def protocol_weight_needs(protocol: Protocol, *, skip: Iterable[str] = (),
     if ds.enabled and multimodal is not False and "lpips_diversity" not in skips:
         needs.append(WeightNeed(backbone_spec(ds.net), f"LPIPS ({ds.net}) for diversity",
                                 ("lpips_diversity",), maybe=multimodal is None))
+    from evaluators.feature_spaces import feature_weight_needs
+    needs += feature_weight_needs(protocol.features, skips)
     return needs

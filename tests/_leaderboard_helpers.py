@@ -9,12 +9,15 @@ import json
 from pathlib import Path
 
 PROTO_A = {"name": "cityscapes-val", "hash": "aaaaaaaaaaaa", "id": "cityscapes-val-aaaaaaaaaaaa",
-           "fields": {"dataset": "cityscapes", "resolution": [256, 512], "num_images": 500}}
+           "fields": {"dataset": "cityscapes", "resolution": [256, 512], "num_images": 500,
+                      "diversity": {"net": "alex"}}}
 PROTO_B = {"name": "cityscapes-val-upsampled", "hash": "bbbbbbbbbbbb",
            "id": "cityscapes-val-upsampled-bbbbbbbbbbbb",
-           "fields": {"dataset": "cityscapes", "resolution": [256, 512], "num_images": 500}}
+           "fields": {"dataset": "cityscapes", "resolution": [256, 512], "num_images": 500,
+                      "diversity": {"net": "vgg"}}}
 PROTO_C = {"name": "ade20k-val", "hash": "cccccccccccc", "id": "ade20k-val-cccccccccccc",
-           "fields": {"dataset": "ade20k", "resolution": [256, 256], "num_images": 2000}}
+           "fields": {"dataset": "ade20k", "resolution": [256, 256], "num_images": 2000,
+                      "diversity": {"net": "alex"}}}
 
 SKIP_INCEPTION = "Inception weights pt_inception-2015-12-05 not found offline (HARNESS_OFFLINE=1)"
 SKIP_DRN = "segmenter weights drn-d-105_ms_cityscapes.pth not found offline"

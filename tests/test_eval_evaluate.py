@@ -57,7 +57,9 @@ def test_record_end_to_end_and_reference_cache(eval_env, fid_sets, synthetic_val
                              batch_size=5, method="toy", inference="random", seed=0,
                              progress=False)
     assert RECORD_KEYS <= set(record) and record["schema"] == 1
-    assert set(record["metrics"]) == METRIC_KEYS == set(METRICS)
+    # the opt-in feature-space metrics appear only when the protocol's features: asks for them
+    from evaluators.feature_spaces import FEATURE_METRICS
+    assert set(record["metrics"]) == METRIC_KEYS == set(METRICS) - set(FEATURE_METRICS)
     assert record["protocol"]["id"] == protocol.id and record["protocol"]["hash"] == protocol.hash()
     assert record["protocol"]["fields"] == protocol.fields()
     assert record["n_images"] == N_VAL and record["seeds"] == [0]

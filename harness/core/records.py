@@ -39,6 +39,14 @@ METRICS: dict[str, dict[str, Any]] = {
     "lpips_diversity": {"direction": "higher", "label": "LPIPS diversity"},
     "mcsd": {"direction": "higher", "label": "mCSD (class-specific diversity)"},
     "mocd": {"direction": "lower", "label": "mOCD (other-classes diversity)"},
+    # Opt-in feature-space metrics (protocol 'features:', evaluators/feature_spaces.py).
+    "fd_dinov2": {"direction": "lower", "label": "FD_DINOv2"},
+    "fd_clip": {"direction": "lower", "label": "FD in CLIP space"},
+    "cmmd": {"direction": "lower", "label": "CMMD"},
+    "precision": {"direction": "higher", "label": "precision"},
+    "recall": {"direction": "higher", "label": "recall"},
+    "density": {"direction": "higher", "label": "density"},
+    "coverage": {"direction": "higher", "label": "coverage"},
 }
 
 

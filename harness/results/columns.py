@@ -49,7 +49,36 @@ METRIC_COLUMNS: tuple[MetricColumn, ...] = (
     # GroupDNet's class-wise control (evaluators/classwise.py); 'n/a' for other methods.
     MetricColumn("mcsd", "mcsd", None, None, "mCSD", "mCSD", "higher", 3, optional=True),
     MetricColumn("mocd", "mocd", None, None, "mOCD", "mOCD", "lower", 3, optional=True),
+    # Opt-in feature-space metrics (protocol 'features:'); CMMD is already x1000 (its paper's).
+    MetricColumn("fd_dinov2", "fd_dinov2", None, None, "FD_DINOv2", r"FD$_\text{DINOv2}$",
+                 "lower", 2, optional=True),
+    MetricColumn("fd_clip", "fd_clip", None, None, "FD_CLIP", r"FD$_\text{CLIP}$", "lower", 2,
+                 optional=True),
+    MetricColumn("cmmd", "cmmd", None, None, "CMMD", "CMMD", "lower", 3, optional=True),
+    MetricColumn("precision", "precision", None, None, "precision", "precision", "higher", 3,
+                 optional=True),
+    MetricColumn("recall", "recall", None, None, "recall", "recall", "higher", 3, optional=True),
+    MetricColumn("density", "density", None, None, "density", "density", "higher", 3,
+                 optional=True),
+    MetricColumn("coverage", "coverage", None, None, "coverage", "coverage", "higher", 3,
+                 optional=True),
 )
+
+# The LPIPS trunk a table's reproduced rows used (protocol diversity.net), named in its header.
+LPIPS_BACKBONES = {"alex": "AlexNet", "vgg": "VGG"}
+
+
+def column_title(col: MetricColumn, table, *, latex: bool = False) -> str:
+    """The header of ``col`` in one table (a leaderboard ProtocolTable, None: published numbers
+    only): LPIPS names its backbone, 'LPIPS (AlexNet)'; published rows keep their papers' own,
+    named in their sources."""
+    title = col.latex_title if latex else col.title
+    if col.key != "lpips_diversity":
+        return title
+    if table is None:
+        return f"{title} (papers' backbones)"
+    net = getattr(table, "lpips_net", None)
+    return f"{title} ({LPIPS_BACKBONES.get(net, net) if net else 'backbone not recorded'})"
 
 COLUMNS_BY_KEY = {c.key: c for c in METRIC_COLUMNS}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 
-from harness.results.columns import METRIC_COLUMNS, MetricColumn
+from harness.results.columns import METRIC_COLUMNS, MetricColumn, column_title
 from harness.results.leaderboard import (Cell, DatasetSection, Leaderboard, ProtocolTable, Row,
                                          display_value, note_letter)
 
@@ -179,7 +179,7 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
         n = "N varies (column N)" if n_col else f"N = {_n_text(table.n_images)}"
         out += [f"### Protocol `{table.protocol_id}` · {n}", ""]
     head = ["Method", "Variant", "Inference", "Runs"] + (["N"] if n_col else []) + \
-        [f"{c.title} {c.arrow}" for c in columns]
+        [f"{column_title(c, table)} {c.arrow}" for c in columns]
     align = [":--"] * 3 + ["--:"] * (1 + int(n_col)) + ["--:"] * len(columns)
     out += [_md_row(head), _md_row(align)]
     width = len(head)
@@ -304,7 +304,8 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
            r"\begin{tabular}{lll" + "r" * (1 + int(n_col)) + "r" * len(columns) + "}",
            r"\toprule"]
     head = ["Method", "Variant", "Inference", "Runs"] + (["$N$"] if n_col else []) + \
-        [f"{c.latex_title}~{c.latex_arrow}" for c in columns]
+        [f"{column_title(c, table, latex=True)}~{c.latex_arrow}"
+         for c in columns]
     out += [_tex_row(head), r"\midrule"]
     if table is not None:
         for row in table.rows:

@@ -99,6 +99,7 @@ class ProtocolTable:
     rows: tuple[Row, ...]             # reproduced rows, stable order
     real: Row | None
     notes: tuple[str, ...] = ()       # footnote texts; notes[i] has letter note_letter(i)
+    lpips_net: str | None = None      # protocol diversity.net (the LPIPS header names it)
 
     @property
     def n_varies(self) -> bool:
@@ -370,7 +371,9 @@ def protocol_table(records: list[Record], warn: Warn = _log_warning) -> Protocol
     return ProtocolTable(dataset=first.dataset, protocol_id=first.table_id,
                          protocol_name=first.protocol_name,
                          protocol_hash=hashes[0] if hashes else None, n_images=n_images,
-                         rows=noted_rows, real=noted_real, notes=notes)
+                         rows=noted_rows, real=noted_real, notes=notes,
+                         lpips_net=(((first.raw.get("protocol") or {}).get("fields") or {})
+                                    .get("diversity") or {}).get("net"))
 
 
 def build_tables(records: Iterable[Record], published: Iterable[PublishedRow] = (), *,
