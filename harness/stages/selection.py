@@ -89,20 +89,21 @@ class HoldoutSelector:
 
     def _score(self, method: Any, step: int) -> tuple[dict, list[str]]:
         from evaluators.evaluate import evaluate_images
-        from harness.generate import generate_samples
+        from harness.generate import generate_samples, manifest_images
         from harness.train.placement import resolve_device
 
         d = hdist.info()
         out = self.rd.path / "selection_samples" / f"step_{step:08d}"
         device = self.device if self.device is not None else resolve_device(self.cfg.train.device, d)
         method.eval()
-        generate_samples(method, self.holdout, self.protocol, out, inference="random",
+        manifest = generate_samples(method, self.holdout, self.protocol, out, inference="random",
                          batch_size=self.cfg.eval.batch_size, dist=d, progress=False,
                          origin={"run_id": self.rd.run_id, "step": step, "holdout": True})
         hdist.barrier()
-        record = evaluate_images(out, self.holdout, self.protocol, multimodal=False,
+        seed = int(self.protocol.seeds[0])
+        record = evaluate_images(manifest_images(manifest, out, seed), self.holdout, self.protocol, multimodal=False,
                                  device=device, batch_size=self.cfg.eval.batch_size,
-                                 skip=self.skip, dist=d, seed=int(self.protocol.seeds[0]),
+                                 skip=self.skip, dist=d, seed=seed,
                                  progress=False, method=self.cfg.method.name)
         hdist.barrier()
         if d.is_main:
