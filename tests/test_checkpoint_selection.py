@@ -110,6 +110,7 @@ def test_best_checkpoint_never_sees_evaluation_images(tmp_path, eval_env):
     # The evaluation used that checkpoint, and its record says how it was chosen.
     rec = _only_record(json.loads((run_dir / "metrics.json").read_text()))
     assert rec["checkpoint"]["pointer"] == "best"
+    assert "best" in rec["checkpoint"]["named_by"]
     assert rec["checkpoint"]["file"] == best.name == rec["samples_origin"]["checkpoint"]
     assert "lowest fid on 3 held-out training images" in rec["checkpoint"]["chosen_by"]
     assert rec["checkpoint"]["selection"]["steps_scored"] == [1, 2]
@@ -149,6 +150,7 @@ def test_selection_without_weights_skips_cleanly_and_keeps_the_final_checkpoint(
     rec = _only_record(json.loads((run_dir / "metrics.json").read_text()))
     assert rec["checkpoint"]["file"] == best.name
     assert "could not be computed" in rec["checkpoint"]["chosen_by"]
+    assert rec["checkpoint"]["named_by"] == ["best", "latest"]
 
 
 def test_without_selection_the_record_names_the_final_checkpoint(tmp_path, no_weights_env):

@@ -154,10 +154,22 @@ def evaluated_checkpoint(cfg: ExperimentConfig) -> str:
 
 def checkpoint_choice(rd: RunDir, cfg: ExperimentConfig, checkpoint: str | None) -> dict:
     """For the metrics record: which checkpoint was evaluated and how it was chosen."""
-    which = evaluated_checkpoint(cfg)
-    out: dict[str, Any] = {"file": checkpoint, "pointer": which,
-                           "holdout": cfg.train.holdout, "holdout_seed": cfg.train.holdout_seed}
+    from harness.train import checkpoint as ckpt
+
+    # The pointers that name the evaluated file now (the generate verb may have used another).
+    named = [w for w in (ckpt.BEST, ckpt.LATEST)
+             if (p := ckpt.read_pointer(rd.checkpoints, w)) is not None and p.name == checkpoint]
+    out: dict[str, Any] = {"file": checkpoint, "pointer": evaluated_checkpoint(cfg),
+                           "named_by": named, "holdout": cfg.train.holdout,
+                           "holdout_seed": cfg.train.holdout_seed}
     sel = read_selection(rd) if cfg.train.select_every else None
+    if checkpoint is not None and ckpt.BEST not in named and ckpt.LATEST not in named:
+        out["chosen_by"] = "chosen by the user (neither the 'best' nor the 'latest' checkpoint)"
+        return out
+    if sel and ckpt.BEST not in named:
+        out["chosen_by"] = ("the 'latest' checkpoint, not the one selected on the held-out "
+                            "slice ('best')")
+        return out
     if not sel:
         out["chosen_by"] = "final checkpoint of training (no selection configured)"
         return out

@@ -43,6 +43,10 @@ def restricted(dataset: Any, keep: set[str]) -> Any:
     """A shallow copy of ``dataset`` listing only the records whose key is in ``keep`` (datasets
     list their records once, in ``records()``; the copy's list is that list filtered)."""
     records = [r for r in dataset.records() if r.key in keep]
+    if dataset.records() and hasattr(type(dataset), "native_size"):
+        # Size-keeping modes take the size from the split's first file: fix it on the whole
+        # split before copying, so both parts have the full split's DatasetInfo.
+        dataset.native_size  # noqa: B018 (a cached property, computed for the copy to inherit)
     part = copy.copy(dataset)
     part._records = records
     return part
