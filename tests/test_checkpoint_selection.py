@@ -67,6 +67,7 @@ def test_select_every_needs_a_holdout(tmp_path):
 
 
 # --- selection end to end ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_best_checkpoint_never_sees_evaluation_images(tmp_path, eval_env):
     code, out, err = call_main(*run_args(
         tmp_path, "--set", "train.holdout=3", "--set", "train.select_every=1",

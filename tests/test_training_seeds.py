@@ -66,6 +66,7 @@ def test_seeds_conflicts_are_user_errors(work):
     assert code == 2 and "not an integer" in err
 
 
+@pytest.mark.slow
 def test_one_run_per_seed_resumable_and_aggregated(work):
     # Seed 0 first (as if a two-seed command had stopped after it) ...
     code, out, err = call_main(*run_args(work, "--seeds", "0"))
