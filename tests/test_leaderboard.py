@@ -107,7 +107,7 @@ def test_recorded_caveats_follow_their_row(tmp_path):
     assert [r["label"] for r in rows if r["record_notes"]] == ["(image folder)"]
     assert _row(rows, label="(image folder)")["record_notes"] == LOSSY_NOTE
     md = written["md"].read_text()
-    assert "| (image folder) [a] | my\\_images | — | 1 |" in md
+    assert "| (image folder) [a] | my\\_images | — | 1 run |" in md
     assert f"- [a] {LOSSY_NOTE}" in md
 
 

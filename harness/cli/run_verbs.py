@@ -22,9 +22,17 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
             python -m harness run --method all --dataset synthetic --allow-missing-weights
             python -m harness run --method spade,pix2pixhd --dataset cityscapes \\
                 --set dataset.root=/data/cityscapes --set train.batch_size=4
+            python -m harness run --method all --dataset synthetic --seeds 0,1,2 \\
+                --allow-missing-weights
             """)
     config_args(p)
     run_dir_args(p)
+    p.add_argument("--seeds", metavar="S,S,...",
+                   help="training seeds (train.seed): one run per method and seed, each its own "
+                        "run directory (the seed is part of the run id's hash), trained one after "
+                        "the other; re-running resumes at the seed and step where it stopped. The "
+                        "leaderboard shows mean ± std over the seeds. Not the protocol's "
+                        "generation seeds (docs/statistics.md#training-seeds)")
     p.add_argument("--results-dir", default="results",
                    help="where leaderboard.{csv,md,tex} are written (default: results)")
     p.add_argument("--protocol", help="evaluation protocol name or YAML path (default: the "
@@ -72,16 +80,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.core import dist as hdist
     from harness.stages.pipeline import run_experiment
 
+    from harness.cli.training_seeds import configs_per_seed
+
     methods = _methods_of(args.method)
     if args.run_id and len(methods) > 1:
         from harness.core.config import ConfigError
         raise ConfigError("--run-id names one run; it cannot be used with several methods")
-    cfgs = [load_cfg(args, m) for m in methods]  # every config is validated before training
+    # every config (one per method and training seed) is validated before training
+    cfgs = configs_per_seed(args, methods, load_cfg)
     hdist.init(cfgs[0].train.device)
     _preflight_runs(cfgs, args)  # every weight file of every run, before any training
     summaries, failed = [], []
     for cfg in cfgs:
-        LOG.info("== %s on %s ==", cfg.method.name, cfg.dataset.name)
+        LOG.info("== %s on %s (training seed %d) ==", cfg.method.name, cfg.dataset.name,
+                 cfg.train.seed)
         try:
             s = run_experiment(cfg, runs_dir=args.runs_dir, results_dir=args.results_dir,
                                protocol=args.protocol, run_id=args.run_id, fresh=args.fresh,
@@ -93,9 +105,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             # cost the others: report it, go on, exit non-zero at the end.
             if len(cfgs) == 1 or getattr(args, "debug", False):
                 raise
-            LOG.error("%s failed: %s", cfg.method.name, message(exc))
-            failed.append(cfg.method.name)
+            LOG.error("%s (training seed %d) failed: %s", cfg.method.name, cfg.train.seed,
+                      message(exc))
+            failed.append(f"{cfg.method.name} (training seed {cfg.train.seed})"
+                          if getattr(args, "seeds", None) else cfg.method.name)
             summaries.append({"method": cfg.method.name, "dataset": cfg.dataset.name,
+                              "train_seed": cfg.train.seed,
                               "error": f"{type(exc).__name__}: {message(exc)}"})
             continue
         summaries.append(s.__dict__)

@@ -264,10 +264,14 @@ def to_dict(obj: Any) -> Any:
 
 
 def identity_dict(obj: Any) -> Any:
-    """Like to_dict, without fields marked ``metadata={'identity': False}`` (runtime-only knobs)."""
+    """Like to_dict, without fields marked ``metadata={'identity': False}`` (runtime-only knobs)
+    and without fields marked ``metadata={'identity': 'unless-default'}`` that hold their default
+    (fields added later: existing run ids stay valid until the field is used)."""
     if is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: identity_dict(getattr(obj, f.name)) for f in fields(obj)
-                if f.metadata.get("identity", True)}
+                if f.metadata.get("identity", True) is True
+                or (f.metadata.get("identity") == "unless-default"
+                    and getattr(obj, f.name) != f.default)}
     if isinstance(obj, (list, tuple)):
         return [identity_dict(v) for v in obj]
     if isinstance(obj, dict):
@@ -286,6 +290,12 @@ def sha256_of(data: Any) -> str:
 def runtime(default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     """A dataclass field that does not change what is computed (excluded from the config hash)."""
     return field(default=default, metadata={"identity": False}, **kw)
+
+
+def added_later(default: Any) -> Any:
+    """A field that changes what is computed, hashed only when it differs from its default, so
+    the run ids of configurations that do not use it stay what they were."""
+    return field(default=default, metadata={"identity": "unless-default"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,8 +324,22 @@ class TrainConfig:
     sample_every: int = runtime(500)          # steps between saved sample grids (0 = never)
     progress: bool = runtime(True)
     tensorboard: bool = runtime(True)         # also log to <run>/tensorboard if installed
+    # Checkpoint selection on a held-out slice of the *training* split, never the evaluation
+    # split (docs/training.md#checkpoint-selection): `holdout` images, picked by `holdout_seed`
+    # (not the training seed: every training seed holds out the same images), are excluded from
+    # training; every `select_every` steps (0 = never) the generator is scored on them
+    # (`select_metric`) and the 'best' checkpoint follows the score.
+    holdout: int = added_later(0)
+    holdout_seed: int = added_later(0)
+    select_every: int = added_later(0)
+    select_metric: Literal["miou", "fid"] = added_later("miou")
 
     def __post_init__(self) -> None:
+        if self.holdout < 0 or self.select_every < 0:
+            raise ValueError("holdout and select_every must be >= 0")
+        if self.select_every and not self.holdout:
+            raise ValueError("select_every > 0 needs a held-out slice of the training split: "
+                             "set train.holdout to the number of training images to hold out")
         for name in ("batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

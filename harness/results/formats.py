@@ -11,6 +11,8 @@ import io
 from harness.results.columns import METRIC_COLUMNS, MetricColumn, column_title
 from harness.results.leaderboard import (Cell, DatasetSection, Leaderboard, ProtocolTable, Row,
                                          display_value, note_letter)
+from harness.results.training_seeds import HEADER as SEEDS_HEADER, HEADER_TEX as SEEDS_HEADER_TEX
+from harness.results.training_seeds import seeds_label
 
 GENERATED_BY = "python -m harness leaderboard"
 CSV_FLOAT = "{:.6f}"
@@ -178,7 +180,7 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
     else:
         n = "N varies (column N)" if n_col else f"N = {_n_text(table.n_images)}"
         out += [f"### Protocol `{table.protocol_id}` · {n}", ""]
-    head = ["Method", "Variant", "Inference", "Runs"] + (["N"] if n_col else []) + \
+    head = ["Method", "Variant", "Inference", SEEDS_HEADER] + (["N"] if n_col else []) + \
         [f"{column_title(c, table)} {c.arrow}" for c in columns]
     align = [":--"] * 3 + ["--:"] * (1 + int(n_col)) + ["--:"] * len(columns)
     out += [_md_row(head), _md_row(align)]
@@ -189,7 +191,7 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
             mark += "".join(f" [{n}]" for n in row.label_notes)
             cells = [_md_escape(row.label) + mark, _md_escape(row.variant or "—") +
                      (f" ({_md_escape(row.budget)})" if row.budget else ""),
-                     _md_escape(row.inference or "—"), str(row.n_runs)]
+                     _md_escape(row.inference or "—"), seeds_label(row)]
             cells += [_n_text(row.n_images)] if n_col else []
             cells += [_md_cell(c, row.cells[c.key]) for c in columns]
             out.append(_md_row(cells))
@@ -303,7 +305,7 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
            rf"\label{{{label}}}",
            r"\begin{tabular}{lll" + "r" * (1 + int(n_col)) + "r" * len(columns) + "}",
            r"\toprule"]
-    head = ["Method", "Variant", "Inference", "Runs"] + (["$N$"] if n_col else []) + \
+    head = ["Method", "Variant", "Inference", SEEDS_HEADER_TEX] + (["$N$"] if n_col else []) + \
         [f"{column_title(c, table, latex=True)}~{c.latex_arrow}"
          for c in columns]
     out += [_tex_row(head), r"\midrule"]
@@ -313,7 +315,7 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
             mark += "".join(f"$^{{{n}}}$" for n in row.label_notes)
             cells = [tex_escape(row.label) + mark, tex_escape(row.variant or "---") +
                      (f" ({tex_escape(row.budget)})" if row.budget else ""),
-                     tex_escape(row.inference or "---"), str(row.n_runs)]
+                     tex_escape(row.inference or "---"), seeds_label(row)]
             cells += [_n_text(row.n_images)] if n_col else []
             cells += [_tex_cell(c, row.cells[c.key]) for c in columns]
             out.append(_tex_row(cells))

@@ -16,11 +16,16 @@ def cluster_features(rd: RunDir, cfg: ExperimentConfig, *, which: str = "latest"
     checkpoint of the same step (pix2pixHD: K-means of the encoder's instance features).
     Samples generated from the old checkpoint are regenerated on the next generate/run."""
     from harness.train import checkpoint as ckpt
+    from harness.train.holdout import split_holdout
 
     path = checkpoint_file(rd, which)
     state = ckpt.read(path)
     method = load_method(rd, cfg, which=str(path), device=device)
-    train_ds = build_dataset(cfg.dataset, "train", train=False, seed=cfg.train.seed)
+    # The images the run trained on: never the held-out slice (harness.train.holdout), which
+    # only checkpoint selection reads, and never the evaluation split.
+    train_ds, _ = split_holdout(build_dataset(cfg.dataset, "train", train=False,
+                                              seed=cfg.train.seed),
+                                cfg.train.holdout, cfg.train.holdout_seed)
     start = time.perf_counter()
     with rd.stage_timer("cluster_features", checkpoint=path.name) as stage:
         method.eval()

@@ -11,6 +11,7 @@ from harness.core import dist as hdist
 from harness.core.config import ConfigError, ExperimentConfig
 from harness.rundir import RunDir, RunError
 from harness.skip_report import unrequested_skips
+from harness.stages.selection import checkpoint_choice
 from harness.stages.common import build_dataset, dataset_spec, resolve_device, resolve_protocol
 
 LOG = logging.getLogger("harness")
@@ -86,6 +87,8 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
         "config_hash": cfg.hash(), "variant_hash": cfg.variant_hash(),
         "train_seed": cfg.train.seed, "inference": inference,
         "samples_origin": manifest.get("origin"),
+        # which checkpoint produced the samples and how it was chosen (harness.stages.selection)
+        "checkpoint": checkpoint_choice(rd, cfg, (manifest.get("origin") or {}).get("checkpoint")),
         "data": {**record.get("data", {}), **inputs},
         "unimodal_single_seed": bool(manifest.get("unimodal")) and
         len(manifest.get("protocol_seeds") or []) > 1,

@@ -15,6 +15,7 @@ from harness.stages.common import prepare_run, resolve_protocol
 from harness.stages.evaluate import evaluate_stage, metric_values
 from harness.stages.generate import generate_stage
 from harness.stages.leaderboard import refresh_leaderboard
+from harness.stages.selection import evaluated_checkpoint
 from harness.stages.train import train_stage
 
 LOG = logging.getLogger("harness")
@@ -31,6 +32,7 @@ class RunSummary:
     metrics: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)   # metric -> reason, not asked to be skipped
+    train_seed: int | None = None                 # train.seed (not the generation seeds)
 
 
 def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
@@ -57,10 +59,13 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
         rd = prepare_run(cfg, runs_dir, run_id=run_id, fresh=fresh)
         LOG.info("run %s: %s", rd.run_id, rd.path)
         t = time.perf_counter()
-        train_stage(cfg, rd, progress=progress, allow_data_change=allow_data_change)
+        train_stage(cfg, rd, progress=progress, allow_data_change=allow_data_change,
+                    protocol=proto)
         seconds["train"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
-        generate_stage(rd, cfg, proto, progress=progress, allow_data_change=allow_data_change)
+        # 'best' (chosen on held-out training images) when a selection is configured.
+        generate_stage(rd, cfg, proto, which=evaluated_checkpoint(cfg), progress=progress,
+                       allow_data_change=allow_data_change)
         seconds["generate"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
         record = evaluate_stage(rd, cfg, proto, progress=progress,
@@ -72,4 +77,4 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
         seconds["leaderboard"] = round(time.perf_counter() - t, 3)
     return RunSummary(str(rd.path), rd.run_id, cfg.method.name, cfg.dataset.name, proto.id,
                       cfg.eval.inference, metrics=metric_values(record), seconds=seconds,
-                      skipped=unrequested_skips(record))
+                      skipped=unrequested_skips(record), train_seed=cfg.train.seed)

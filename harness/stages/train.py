@@ -14,11 +14,14 @@ LOG = logging.getLogger("harness")
 
 
 def train_stage(cfg: ExperimentConfig, rd: RunDir, *, progress: bool = True,
-                allow_data_change: bool = False) -> dict:
+                allow_data_change: bool = False, protocol=None) -> dict:
     """Train (resuming from 'latest'); skipped when run.json says training finished.
 
-    The train split must be the data the run recorded (harness.data_identity)."""
+    The train split must be the data the run recorded (harness.data_identity). With
+    ``train.select_every`` the 'best' checkpoint is chosen on the held-out slice of the training
+    split under ``protocol``'s metric settings (harness.stages.selection)."""
     from harness.data_identity import check_split
+    from harness.stages.selection import holdout_selector
     from harness.train.trainer import train
 
     check_split(rd, build_dataset(cfg.dataset, "train", train=False, seed=cfg.train.seed),
@@ -36,7 +39,8 @@ def train_stage(cfg: ExperimentConfig, rd: RunDir, *, progress: bool = True,
 
     try:
         with PeakMemory(resolve_device(cfg.train.device, d)) as peak:
-            result = train(cfg, rd.path, resume=True, progress=progress)
+            result = train(cfg, rd.path, resume=True, progress=progress,
+                           best_metric=holdout_selector(cfg, rd, protocol))
     except BaseException as exc:
         if d.is_main:
             try:  # the session's time still counts; never hide the error that stopped it

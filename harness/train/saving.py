@@ -55,11 +55,20 @@ class TrainerCheckpoints:
         all_ranks_ok(error)
         path = Path(hdist.broadcast_object(str(path) if path is not None else None))
         self.last_checkpoint = (path, step)
-        if self.best_metric is not None:
-            value = float(self.best_metric(self.method, step))
-            if self.d.is_main:
+        if self.best_metric is not None and self._selection_due(step, finished):
+            value = self.best_metric(self.method, step)
+            # None: the selection metric could not be computed (its reason is logged by the
+            # selector); the pointer stays, and the final checkpoint is 'best' if none was chosen.
+            if value is not None and self.d.is_main:
+                value = float(value)
                 previous = ckpt.best_metric(self.ckdir)
                 if previous is None or value < previous:
                     ckpt.set_best(self.ckdir, path, value)
                     self.best_checkpoint = path
         return path
+
+    def _selection_due(self, step: int, finished: bool) -> bool:
+        """Checkpoints scored for selection: every ``train.select_every`` steps and the final one
+        (every checkpoint when select_every is 0 and a best_metric is given: the API's old rule)."""
+        every = getattr(self.tc, "select_every", 0)
+        return finished or not every or step % every == 0

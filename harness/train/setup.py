@@ -56,13 +56,35 @@ class TrainerSetup:
         all_ranks_ok(error, write=True)
 
     def _build_dataset(self, *, train: bool):
+        """The training split less the held-out slice (harness.train.holdout): the images the
+        run trains on, and the only ones grids and after_training (K-means) read."""
         from harness.core.data import DATASETS
+        from harness.train.holdout import HoldoutError, split_holdout
 
         spec = self.cfg.dataset
-        return DATASETS.get(spec.name)(spec.options, "train", train=train, seed=self.tc.seed)
+        full = DATASETS.get(spec.name)(spec.options, "train", train=train, seed=self.tc.seed)
+        try:
+            part, _ = split_holdout(full, self.tc.holdout, self.tc.holdout_seed)
+        except HoldoutError as exc:  # the configuration's to fix: exit status 2
+            from harness.core.config import ConfigError
+            raise ConfigError(f"dataset '{spec.name}': {exc}") from None
+        return part
+
+    def _record_holdout(self) -> None:
+        """<run>/data/holdout.json: the keys trained on and the keys held out (rank 0)."""
+        from harness.core.data import DATASETS
+        from harness.train.holdout import split_holdout, write_holdout_record
+
+        if not self.d.is_main:
+            return
+        spec = self.cfg.dataset
+        full = DATASETS.get(spec.name)(spec.options, "train", train=False, seed=self.tc.seed)
+        part, held = split_holdout(full, self.tc.holdout, self.tc.holdout_seed)
+        write_holdout_record(self.run_dir, part, held, self.tc.holdout, self.tc.holdout_seed)
 
     def _eval_train_split(self):
-        """The training split with the deterministic evaluation transform (grids, after_training)."""
+        """The training split (less the held-out slice) with the deterministic evaluation
+        transform (grids, after_training)."""
         if self._eval_dataset is None:
             self._eval_dataset = self._build_dataset(train=False)
         return self._eval_dataset
@@ -74,6 +96,7 @@ class TrainerSetup:
         tc, d = self.tc, self.d
         self._prepare_run_dir()
         self.dataset = self._build_dataset(train=True)
+        self._record_holdout()
         self.info = self.dataset.info
         try:
             self.sampler = ResumableSampler(len(self.dataset), tc.batch_size * tc.grad_accum,

@@ -183,6 +183,10 @@ class Trainer(TrainerSetup, TrainerCheckpoints):
                         self._write_grid(step, log)
                     if tc.checkpoint_every and step % tc.checkpoint_every == 0 and step < self.total:
                         self._save(step)
+                    elif (self.best_metric is not None and tc.select_every
+                          and step % tc.select_every == 0 and step < self.total):
+                        self._save(step)  # a selection point: scored, and a candidate for 'best'
+
                     if bar is not None:
                         bar.update(1)
                     self._pause_hook(step, stop)
@@ -312,7 +316,7 @@ class Trainer(TrainerSetup, TrainerCheckpoints):
         else:
             summary = {}
         path = self._save(step, finished=True, after_training=summary)
-        if self.best_metric is None and self.d.is_main:
+        if (self.best_metric is None or not (self.ckdir / ckpt.BEST).exists()) and self.d.is_main:
             ckpt.set_best(self.ckdir, path)
             self.best_checkpoint = path
         hdist.barrier()
