@@ -330,8 +330,9 @@ def _segmentation(run: _Run) -> dict[str, dict]:
     if want_real:
         shas = [w.sha256 for w in getattr(model, "resolved_weights", [])]
         tag = cache.weights_tag(shas) if shas else cache.module_tag(model)
-        # v2: the entry holds the per-image matrices (older entries, summed only, are redone)
-        path = run.ref_dir / f"seg-real-v2-{entry.name}-{tag}.pt"
+        # "-per-image": the entry holds the per-image matrices (older, summed-only entries are
+        # not read: recomputed once)
+        path = run.ref_dir / f"seg-real-{entry.name}-{tag}-per-image.pt"
         hit = run.cached(path)
         if hit is not None:
             conf = boot.SparseConfusions.from_arrays(

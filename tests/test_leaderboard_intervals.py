@@ -56,3 +56,17 @@ def test_best_and_indistinguishable_marks_in_every_format():
     assert r"$\approx$\textbf{59.00}\,{\scriptsize [57.50, 60.50]}" in tex
     assert r"\textbf{60.00}\,{\scriptsize [58.00, 62.00]}" in tex
     assert "not distinguishable from the column" in tex
+
+
+def test_real_image_row_shows_its_interval():
+    from pathlib import Path
+    recs = []
+    for method in ("a", "b"):
+        metrics = {"miou": ok(50.0), "real_miou": ok(70.0, ci=[68.0, 72.0], ci_level=0.95)}
+        rec = record(method=method, dataset="cityscapes", protocol=PROTO_A, metrics=metrics,
+                     variant=method, run_id=f"{method}-r")
+        recs.append(parse_record(Path(f"runs/{method}/metrics.json"),
+                                 f"{PROTO_A['id']}/random", rec))
+    table = build_tables(recs).sections[0].tables[0]
+    assert table.real.cells["miou"].ci == (68.0, 72.0)
+    assert "| 70.00 [68.00, 72.00] |" in to_markdown(build_tables(recs))

@@ -228,10 +228,11 @@ def real_row(records: list[Record], warn: Warn = _log_warning) -> Row | None:
                 warn(f"protocol {records[0].protocol_id}: {col.real_key} differs between records "
                      f"({min(ok)} .. {max(ok)}) although the protocol fixes it; showing the mean "
                      "— check for stale reference caches")
-            first_ci = next((m for m in metrics if m.status == "ok"), None)
+            # Every record of the protocol scored the same real images with the same resampled
+            # indices, so their intervals agree as their values do: show the first one's.
+            first = next(m for m in metrics if m.status == "ok")
             cells[col.key] = Cell("ok", statistics.fmean(ok), None, len(ok), len(ok),
-                                  ci=first_ci.ci if len(ok) == 1 else None,
-                                  ci_level=first_ci.ci_level if len(ok) == 1 else None)
+                                  ci=first.ci, ci_level=first.ci_level)
         else:
             cells[col.key] = aggregate_cell(metrics) if metrics else Cell("absent")
     if all(c.status == "absent" for c in cells.values()):
