@@ -173,37 +173,46 @@ def fid_replicates(gen: torch.Tensor, real: torch.Tensor, idx: np.ndarray) -> np
 
 
 class KidKernel:
-    """torch-fidelity's polynomial kernel (degree 3, gamma 1/d, coef0 1) between the generated
-    rows and the real set, computed once; a replicate is an unbiased MMD^2 of indexed blocks."""
+    """torch-fidelity's polynomial kernel (degree, gamma = 1/d, coef0 from its DEFAULTS) between
+    the generated rows and the real set, computed once (float64 torch matmuls); a replicate is
+    an unbiased MMD^2 computed from how often each generated row was drawn."""
 
     def __init__(self, gen: torch.Tensor, real: torch.Tensor) -> None:
-        from torch_fidelity.metric_kid import kernel_poly
         from torch_fidelity.defaults import DEFAULTS
-        kw = {k: DEFAULTS[k] for k in ("kid_kernel_poly_degree", "kid_kernel_poly_gamma",
-                                        "kid_kernel_poly_coef0")}
-        x = gen.cpu().numpy().astype(np.float64)
-        y = real.cpu().numpy().astype(np.float64)
-        self.kxx = kernel_poly(x, x, **kw)
-        self.kxy = kernel_poly(x, y, **kw)
-        kyy = kernel_poly(y, y, **kw)
+        degree = DEFAULTS["kid_kernel_poly_degree"]
+        gamma = DEFAULTS["kid_kernel_poly_gamma"]
+        coef0 = DEFAULTS["kid_kernel_poly_coef0"]
+        x = gen.detach().cpu().double()
+        y = real.detach().cpu().double()
+        gamma = 1.0 / x.shape[1] if gamma is None else gamma
+
+        def kernel(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+            return ((a @ b.T) * gamma + coef0).pow(degree).numpy()
+        self.kxx = kernel(x, x)
+        self.kxy_rows = kernel(x, y).mean(axis=1)      # mean over the real set, per gen row
+        kyy = kernel(y, y)
         m = y.shape[0]
-        self.yy_term = (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        self.yy_term = float((kyy.sum() - np.trace(kyy)) / (m * (m - 1)))
+        self.diag = np.diag(self.kxx).copy()
+
+    def mmd2_counts(self, counts: np.ndarray) -> np.ndarray:
+        """Unbiased MMD^2 of [B, n] draw counts: the off-diagonal positions of the drawn sample
+        sum to w K w - sum_i w_i K_ii (a repeated image pairs with its copy, hence the
+        bootstrap bias shift)."""
+        w = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+        n = w.sum(axis=1)
+        xx = (np.einsum("bi,ij,bj->b", w, self.kxx, w) - w @ self.diag) / (n * (n - 1))
+        xy = (w @ self.kxy_rows) / n
+        return xx + self.yy_term - 2.0 * xy
 
     def mmd2(self, rows: np.ndarray) -> float:
-        """Unbiased MMD^2 of generated rows ``rows`` (off-diagonal positions of the drawn
-        sample; a repeated image pairs with its copy, hence the bootstrap bias shift)."""
-        n = rows.size
-        kxx = self.kxx[np.ix_(rows, rows)]
-        xx = (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
-        xy = self.kxy[rows].mean()
-        return float(xx + self.yy_term - 2.0 * xy)
+        return float(self.mmd2_counts(np.bincount(rows, minlength=len(self.diag)))[0])
 
 
 def kid_replicates(gen: torch.Tensor, real: torch.Tensor, idx: np.ndarray,
                    kernel: KidKernel | None = None) -> np.ndarray:
     kernel = kernel or KidKernel(gen, real)
-    return np.asarray([kernel.mmd2(row) for row in idx])
-
+    return kernel.mmd2_counts(counts_of(idx, gen.shape[0]))
 
 
 def sparse_from_cells(per_image: Sequence[tuple[np.ndarray, np.ndarray]],
