@@ -30,12 +30,4 @@ def test_run_all_methods_on_synthetic_fills_the_leaderboard(tmp_path):
         assert r["miou_status"] == "ok" and 0 <= float(r["miou"]) <= 100, name
         assert r["accuracy_status"] == "ok", name
         assert r["fid_status"] == "skipped" and "inception" in r["fid_note"].lower(), name
-        # every measured number carries its bootstrap interval (docs/statistics.md)
-        assert float(r["miou_ci_lo"]) <= float(r["miou"]) <= float(r["miou_ci_hi"]), name
     assert any(r["kind"] == "real" for r in rows)
-    # paired differences between two of the runs (harness compare)
-    proc = run_cli("compare", "--methods", "spade,ccfpse", "--dataset", "synthetic",
-                   "--runs-dir", str(tmp_path / "runs"), "--json", timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    miou = json.loads(proc.stdout)["metrics"]["miou"]
-    assert miou["ci"][0] <= miou["ci"][1] and miou["verdict"]
