@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
+from evaluators import bootstrap as boot
 from evaluators import reference_cache as cache
 from evaluators.diversity import backbone_spec, build_lpips, lpips_diversity, pairwise_mean
 from evaluators.feature_spaces import FEATURE_METRICS, feature_space_metrics
@@ -29,11 +31,11 @@ from evaluators.protocol import Protocol, load_protocol
 from evaluators.pytorch_fid_flavour import inception_spec
 from evaluators.unverified import mark_unverified
 from harness.core.records import (METRICS, SCHEMA, combine_seeds, finite_or_skipped,  # noqa: F401
-                                  not_applicable, ok, single_seed_fields, skipped, write_record)
-from evaluators.segmentation import accumulate_confusion, ground_truth, segmenter_input
+                                  not_applicable, ok, single_seed_fields, skipped, with_per_image,
+                                  write_record)
+from evaluators.segmentation import ground_truth, per_image_confusions, segmenter_input
 from evaluators.segmentation_scores import scores
-from evaluators.sharding import (broadcast, gather_rows, gather_values, reduce_confusion,
-                                 shard_indices)
+from evaluators.sharding import broadcast, gather_rows, gather_values, shard_indices
 from harness.core.weights import WeightsUnavailable, resolve
 from harness.core.dist import DistInfo
 
@@ -119,6 +121,10 @@ class _Run:
         self.weights = dict(weights or {})
         self.progress = progress and self.dist.is_main
         self.weights_used: dict[str, dict] = {}
+        # Per-image data the intervals were computed from (rank 0), stored beside metrics.json
+        # by harness.core.records.write_record so intervals and paired comparisons can be redone.
+        self.per_image: dict[str, Any] = {}
+        self.stats = boot.settings(protocol)
         self._ref_dir: Path | None = None
         self._content: str | None = None
 
@@ -208,19 +214,29 @@ def _fid_kid(run: _Run) -> dict[str, dict]:
     if n < 2:
         reason = f"FID/KID need at least 2 images, the protocol selects {n}"
         return {**out, **{name: skipped(reason) for name, w in want.items() if w}}
+    run.per_image.update(gen_features=gen.numpy().astype("float32"),
+                         real_features=real.numpy().astype("float32"))
     if want["fid"]:
         value = fid_value(gen, real, flavour=fs.flavour)
         extra = {"flavour": fs.flavour, "ci95": None, "confidence": fs.confidence, "n": n, "n_real": int(real.shape[0])}
         if fs.bootstrap_resamples > 0:
-            boot = bootstrap_fid(gen, real, resamples=fs.bootstrap_resamples,
-                                 confidence=fs.confidence, seed=fs.bootstrap_seed, point=value)
-            extra.update(ci95=boot["ci"], bootstrap_bias=boot["bias"],
-                         bootstrap_resamples=boot["resamples"])
+            b = bootstrap_fid(gen, real, resamples=fs.bootstrap_resamples,
+                              confidence=fs.confidence, seed=fs.bootstrap_seed, point=value)
+            extra.update(ci95=b["ci"], bootstrap_bias=b["bias"],
+                         bootstrap_resamples=b["resamples"], ci=b["ci"],
+                         ci_level=fs.confidence, ci_method=boot.METHOD_FEATURES,
+                         ci_resamples=b["resamples"], ci_degenerate=False)
         out["fid"] = ok(value, **extra)
     if want["kid"]:
         kid = kid_value(gen, real, subsets=fs.kid_subsets, subset_size=fs.kid_subset_size)
+        extra = {}
+        if run.stats.resamples > 0:
+            idx = boot.resample_indices(n, run.stats.resamples, run.stats.seed)
+            extra = boot.interval_fields(boot.kid_replicates(gen, real, idx), kid["value"],
+                                         run.stats, n=n, method=boot.METHOD_FEATURES,
+                                         shift_bias=True)
         out["kid"] = ok(kid["value"], std=kid["std"], subset_size=kid["subset_size"],
-                        subsets=fs.kid_subsets, note=kid["note"])
+                        subsets=fs.kid_subsets, note=kid["note"], **extra)
     return out
 
 
@@ -279,7 +295,8 @@ def _segmentation(run: _Run) -> dict[str, dict]:
     for w in getattr(model, "resolved_weights", []):
         run.weights_used[w.spec.key] = w.record()
 
-    def confusion(get: Callable[[int], torch.Tensor], desc: str) -> torch.Tensor:
+    def confusion(get: Callable[[int], torch.Tensor], desc: str) -> boot.SparseConfusions:
+        """Per-image confusion matrices (sparse) of every evaluated image, in key order."""
         idx = shard_indices(len(run.keys), run.dist)
         bar = tqdm(total=len(idx), desc=f"[eval] {entry.name}: {desc}", unit="img",
                    disable=not run.progress, leave=False)
@@ -289,42 +306,62 @@ def _segmentation(run: _Run) -> dict[str, dict]:
                 gt = ground_truth(run.dataset, run.records[i], run.protocol)
                 yield segmenter_input(get(i), tuple(gt.shape), run.protocol), gt
         with bar:
-            cm = accumulate_confusion(model, items(), num_classes=space.num_classes,
-                                      ignore_index=space.ignore_index,
-                                      batch_size=run.batch_size, progress=bar.update)
-        return reduce_confusion(cm, run.dist)
+            mine = per_image_confusions(model, items(), num_classes=space.num_classes,
+                                        ignore_index=space.ignore_index,
+                                        batch_size=run.batch_size, progress=bar.update)
+        every = gather_values(idx, mine, len(run.keys), run.dist)
+        return boot.sparse_from_cells(every, space.num_classes)
+
+    def scored(conf: boot.SparseConfusions, prefix: str) -> dict:
+        s = scores(conf.total(), seg.absent_classes, space.class_names,
+                   seg.accuracy_ignored_pixels)
+        run.per_image.update(conf.arrays(f"{prefix}_confusion"))
+        s["ci"] = {}
+        if run.stats.resamples > 0:
+            idx = boot.resample_indices(conf.n_images, run.stats.resamples, run.stats.seed)
+            reps = boot.confusion_replicates(conf, idx, seg.absent_classes,
+                                             seg.accuracy_ignored_pixels)
+            s["ci"] = {name: boot.interval_fields(reps[name], s[name], run.stats,
+                                                  n=conf.n_images, method=boot.METHOD_IMAGES)
+                       for name in ("miou", "accuracy")}
+        return s
 
     results: dict[str, dict] = {}
     if want_gen:
-        results["gen"] = scores(confusion(run.generated_image, "generated images"),
-                                seg.absent_classes, space.class_names,
-                                seg.accuracy_ignored_pixels)
+        gen_conf = confusion(run.generated_image, "generated images")
+        if run.is_main:
+            results["gen"] = scored(gen_conf, "gen")
     if want_real:
         shas = [w.sha256 for w in getattr(model, "resolved_weights", [])]
         tag = cache.weights_tag(shas) if shas else cache.module_tag(model)
-        path = run.ref_dir / f"seg-real-{entry.name}-{tag}.pt"
+        # "-per-image": the entry holds the per-image matrices (older, summed-only entries are
+        # not read: recomputed once)
+        path = run.ref_dir / f"seg-real-{entry.name}-{tag}-per-image.pt"
         hit = run.cached(path)
         if hit is not None:
-            cm = hit.get("confusion")
+            conf = boot.SparseConfusions.from_arrays(
+                {k: v.numpy() for k, v in hit["per_image"].items()}, "c") if run.is_main else None
         else:
-            cm = confusion(run.real_image, "real images (cached afterwards)")
+            conf = confusion(run.real_image, "real images (cached afterwards)")
             if run.is_main:
-                cache.save(path, run.keys, confusion=cm)
+                cache.save(path, run.keys, confusion=conf.total(), per_image={
+                    k: torch.from_numpy(v) for k, v in conf.arrays("c").items()})
         if run.is_main:
-            results["real"] = scores(cm, seg.absent_classes, space.class_names,
-                                     seg.accuracy_ignored_pixels)
+            results["real"] = scored(conf, "real")
     del model
     for prefix, names in (("gen", gen_names), ("real", real_names)):
         if prefix not in results:
             continue
         s = results[prefix]
         if names[0] not in out:
-            out[names[0]] = ok(s["miou"], per_class=s["per_class"], policy=seg.absent_classes)
+            out[names[0]] = ok(s["miou"], per_class=s["per_class"], policy=seg.absent_classes,
+                               **s["ci"].get("miou", {}))
         if names[1] not in out:
             out[names[1]] = ok(s["accuracy"], ignored_pixels=seg.accuracy_ignored_pixels,
                                excluding_ignored=s["accuracy_excluding_ignored"],
                                including_ignored=s["accuracy_including_ignored"],
-                               ignored_fraction=s["ignored_fraction"])
+                               ignored_fraction=s["ignored_fraction"],
+                               **s["ci"].get("accuracy", {}))
     return out
 
 
@@ -369,8 +406,16 @@ def _diversity(run: _Run, samples: Mapping[str, Sequence[str | Path]] | None,
     per_map = gather_values(idx, values, len(keys), run.dist)
     if not run.is_main:
         return {}
-    return ok(lpips_diversity(per_map), net=ds.net, version=ds.version, samples_per_map=k,
-              maps=len(keys), pairs_per_map=k * (k - 1) // 2)
+    value = lpips_diversity(per_map)
+    run.per_image.update(lpips_per_map=np.asarray(per_map, dtype=np.float64),
+                         lpips_keys=np.asarray(keys))
+    extra = {}
+    if run.stats.resamples > 0:
+        idx = boot.resample_indices(len(keys), run.stats.resamples, run.stats.seed)
+        extra = boot.interval_fields(boot.mean_replicates(per_map, idx), value, run.stats,
+                                     n=len(keys), method=boot.METHOD_MAPS)
+    return ok(value, net=ds.net, version=ds.version, samples_per_map=k,
+              maps=len(keys), pairs_per_map=k * (k - 1) // 2, **extra)
 
 
 def _classwise(run: _Run, samples: Mapping[str, Mapping[int, Sequence[str | Path]]] | None
@@ -506,4 +551,7 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
                                                            False))},
         }
         mark_unverified(record, protocol)   # unverified weights: own identity, marked values
+        if run.per_image:
+            # Arrays, not JSON: write_record stores them in a .npz beside metrics.json.
+            record = with_per_image(record, {"keys": np.asarray(keys), **run.per_image})
     return broadcast(record, run.dist)

@@ -43,7 +43,10 @@ class FidSettings:
     kid: bool = True
     kid_subsets: int = 100
     kid_subset_size: int = 1000   # reduced to N when fewer images exist (noted in the record)
-    bootstrap_resamples: int = 200  # 0 = no confidence interval
+    # The bootstrap settings of EVERY metric's interval (FID, KID, mIoU, accuracy, LPIPS), read
+    # through Protocol.statistics; they stay under fid: so that no protocol hash changes
+    # (docs/statistics.md). 0 resamples = no intervals.
+    bootstrap_resamples: int = 200
     confidence: float = 0.95
     bootstrap_seed: int = 0
     # Which library computes FID: 'torch-fidelity' (TF1-exact) or 'pytorch-fid' (the package,
@@ -241,6 +244,15 @@ class Protocol:
     def summary(self) -> dict[str, Any]:
         """The record's ``protocol`` entry."""
         return {"name": self.name, "hash": self.hash(), "id": self.id, "fields": self.fields()}
+
+    @property
+    def statistics(self):
+        """Replicates, interval level and seed of every metric's bootstrap interval
+        (evaluators.bootstrap.BootstrapSettings; the YAML keys are fid.bootstrap_resamples,
+        fid.confidence, fid.bootstrap_seed)."""
+        from evaluators.bootstrap import BootstrapSettings
+        return BootstrapSettings(self.fid.bootstrap_resamples, self.fid.confidence,
+                                 self.fid.bootstrap_seed)
 
     # --- what is evaluated ----------------------------------------------------------------
     @property

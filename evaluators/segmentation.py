@@ -84,3 +84,22 @@ def accumulate_confusion(segmenter, items: Iterable[tuple[torch.Tensor, torch.Te
         if progress is not None:
             progress(images.shape[0])
     return total
+
+
+@torch.no_grad()
+def per_image_confusions(segmenter, items: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
+                         num_classes: int, ignore_index: int, batch_size: int = 8,
+                         progress: Callable[[int], None] | None = None
+                         ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Like :func:`accumulate_confusion`, but one sparse matrix per image: a list of (flat cell
+    indices, counts) of its non-zero [C + 1, C] cells (what the bootstrap re-sums)."""
+    out = []
+    for images, labels in _batches(items, batch_size):
+        pred = segmenter.predict(images, tuple(labels.shape[-2:])).cpu()
+        for p, g in zip(pred, labels):
+            flat = confusion_matrix(p, g, num_classes, ignore_index).reshape(-1).numpy()
+            nz = np.flatnonzero(flat)
+            out.append((nz.astype(np.int64), flat[nz].astype(np.int64)))
+        if progress is not None:
+            progress(images.shape[0])
+    return out

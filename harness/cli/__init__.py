@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     report_cli.add_parsers(add)
     from harness.cli import weights
     weights.add_parser(add)
+    from harness.cli import compare
+    compare.add_parser(add)
     return parser
 
 

@@ -87,6 +87,9 @@ def _combine_metric(name: str, entries: list[dict]) -> dict:
     if name == "fid":
         out["ci95"] = None  # a bootstrap interval belongs to one generated set
         out["ci95_per_seed"] = [e.get("ci95") for e in entries]
+    if len(entries) > 1 and "ci" in out:
+        out["ci"] = None  # the same: the seeds' std is the spread of the combination
+        out["ci_per_seed"] = [e.get("ci") for e in entries]
     if name == "kid":
         out["subset_std_per_seed"] = [e.get("std") for e in entries]
         out["std"] = _std(values)
@@ -99,6 +102,24 @@ def _combine_metric(name: str, entries: list[dict]) -> dict:
             per_class[cls] = float(np.mean(vals)) if vals else None
         out["per_class"] = per_class
     return out
+
+
+class EvaluationRecord(dict):
+    """A record (a plain JSON-able dict) that also carries the per-image arrays its intervals
+    were computed from (``per_image_arrays``), which write_record stores beside metrics.json."""
+    per_image_arrays: dict | None = None
+
+
+def with_per_image(record: dict, arrays: dict | None) -> dict:
+    if arrays is None:
+        return record
+    out = EvaluationRecord(record)
+    out.per_image_arrays = dict(arrays)
+    return out
+
+
+def per_image_arrays(record: dict) -> dict | None:
+    return getattr(record, "per_image_arrays", None)
 
 
 def combine_seeds(records: Sequence[dict]) -> dict:
@@ -129,7 +150,12 @@ def combine_seeds(records: Sequence[dict]) -> dict:
     for r in records:
         weights.update(r.get("weights", {}))
     out["weights"] = weights
-    return out
+    arrays = per_image_arrays(base)
+    if arrays is not None and len(records) > 1:
+        # Per-image data belongs to one generated set; with several seeds only the diversity
+        # samples' per-map values (measured once, with the first seed) are kept.
+        arrays = {k: v for k, v in arrays.items() if k in ("keys", "lpips_per_map", "lpips_keys")}
+    return with_per_image(out, arrays)
 
 
 def finite_or_skipped(metrics: dict) -> dict:
@@ -181,6 +207,11 @@ def write_record(path: str | Path, record: dict) -> Path:
     path = _metrics_path(path)
     with _records_lock(path):  # read-modify-write: concurrent writers must not drop records
         data = read_metrics(path)
+        arrays = per_image_arrays(record)
+        record = dict(record)
+        if arrays is not None:
+            from harness.core.per_image import save_per_image
+            record["per_image"] = save_per_image(path.parent, evaluation_key(record), arrays)
         data["evaluations"][evaluation_key(record)] = record
         return atomic_write_json(path, _jsonable(data))
 

@@ -26,6 +26,12 @@ SPREAD_TEXT = {
 }
 BEST_TEXT = ("bold: best reproduced value of the column as displayed (direction by the arrow; "
              "ties all bold; needs two or more values; published and real-image rows excluded)")
+TIED_TEXT = ("≈ and bold: not distinguishable from the column's best: its interval overlaps "
+             "the best value's interval (a lenient test; `python -m harness compare` gives the "
+             "paired test)")
+CI_TEXT = ("[lo, hi]: {level} bootstrap interval of one run over the evaluation images (mIoU, "
+           "accuracy: images; LPIPS: label maps; FID, KID: generated images); it does not "
+           "cover training-seed variation (docs/statistics.md)")
 ABSENT_TEXT = "not measured / not reported"
 REAL_LABEL_MD = "Real images"
 REAL_TEXT = ("the protocol's segmenter on the real images: the mIoU / accuracy a perfect "
@@ -59,21 +65,24 @@ CSV_TAIL = ["record_notes", "source", "protocol_note"]
 
 def csv_header() -> list[str]:
     metric_cols = [f"{c.key}{suffix}" for c in METRIC_COLUMNS
-                   for suffix in ("", "_std", "_n", "_status", "_note")]
+                   for suffix in ("", "_std", "_n", "_status", "_note", "_ci_lo", "_ci_hi",
+                                  "_mark")]
     return CSV_HEAD + metric_cols + CSV_TAIL
 
 
 def _csv_metric(cell: Cell) -> list[str]:
     if cell.status == "absent":
-        return ["", "", "", "", ""]
+        return ["", "", "", "", "", "", "", ""]
     if cell.text is not None:          # published: as printed
-        return [cell.text, "", "", "ok", ""]
+        return [cell.text, "", "", "ok", "", "", "", ""]
     value = CSV_FLOAT.format(cell.mean) if cell.mean is not None else ""
     std = CSV_FLOAT.format(cell.std) if cell.std is not None else ""
     n = str(cell.n_ok) if cell.status == "ok" else ""
     note = "; ".join(t for t in (cell.reason, "unverified weights" if cell.unverified else None)
                      if t)   # evaluators/unverified.py: the value is marked in the CSV too
-    return [value, std, n, cell.status, note]
+    lo, hi = (CSV_FLOAT.format(v) for v in cell.ci) if cell.ci is not None else ("", "")
+    mark = "best" if cell.best else ("tied" if cell.tied else "")
+    return [value, std, n, cell.status, note, lo, hi, mark]
 
 
 def _csv_row(row: Row, table: ProtocolTable | None) -> list[str]:
@@ -127,6 +136,26 @@ def _has_best(table: ProtocolTable | None) -> bool:
     return table is not None and any(c.best for r in table.rows for c in r.cells.values())
 
 
+def _has_tied(table: ProtocolTable | None) -> bool:
+    return table is not None and any(c.tied for r in table.rows for c in r.cells.values())
+
+
+def _ci_levels(table: ProtocolTable | None) -> list[str]:
+    """The interval levels shown in a table, as text ('95 %')."""
+    if table is None:
+        return []
+    rows = list(table.rows) + ([table.real] if table.real is not None else [])
+    levels = sorted({c.ci_level for r in rows for c in r.cells.values()
+                     if c.ci is not None and c.ci_level is not None})
+    return [f"{100 * v:g} %" for v in levels]
+
+
+def ci_text(col: MetricColumn, cell: Cell) -> str:
+    """The interval as every table shows it: '[lo, hi]' in the column's display units."""
+    lo, hi = cell.ci
+    return f"[{display_value(col, lo)}, {display_value(col, hi)}]"
+
+
 def _has_absent(table: ProtocolTable | None, published: tuple[Row, ...]) -> bool:
     rows = (list(table.rows) + ([table.real] if table and table.real else [])) if table else []
     return any(c.status == "absent" for r in rows + list(published) for c in r.cells.values())
@@ -152,8 +181,12 @@ def _md_cell(col: MetricColumn, cell: Cell, *, italic: bool = False) -> str:
     value = display_value(col, cell.mean)
     if cell.best:
         value = f"**{value}**"
+    elif cell.tied:
+        value = f"≈**{value}**"
     if cell.std is not None:
         value += f" ± {display_value(col, cell.std)}"
+    if cell.ci is not None:
+        value += f" {ci_text(col, cell)}"
     return value + note
 
 
@@ -212,6 +245,10 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
     notes = [f"- {SPREAD_MARK[s]} {SPREAD_TEXT[s]}" for s in _used_spreads(table)]
     if _has_best(table):
         notes.append(f"- {BEST_TEXT}")
+    if _has_tied(table):
+        notes.append(f"- {TIED_TEXT}")
+    for level in _ci_levels(table):
+        notes.append(f"- {CI_TEXT.format(level=level)}")
     if table is not None and table.real is not None:
         notes.append(f"- *{REAL_LABEL_MD}*: {REAL_TEXT}")
     if published:
@@ -278,8 +315,12 @@ def _tex_cell(col: MetricColumn, cell: Cell, *, italic: bool = False) -> str:
     value = display_value(col, cell.mean)
     if cell.best:
         value = rf"\textbf{{{value}}}"
+    elif cell.tied:
+        value = rf"$\approx$\textbf{{{value}}}"
     if cell.std is not None:
         value += rf"\,$\pm$\,{display_value(col, cell.std)}"
+    if cell.ci is not None:
+        value += rf"\,{{\scriptsize {ci_text(col, cell)}}}"
     return value + note
 
 
@@ -338,6 +379,10 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
     notes = [f"{SPREAD_MARK_TEX[s]} {tex_escape(SPREAD_TEXT[s])}." for s in _used_spreads(table)]
     if _has_best(table):
         notes.append(tex_escape(BEST_TEXT[0].upper() + BEST_TEXT[1:]) + ".")
+    if _has_tied(table):
+        notes.append(r"$\approx$" + tex_escape(TIED_TEXT[1:]) + ".")
+    for level in _ci_levels(table):
+        notes.append(tex_escape(CI_TEXT.format(level=level)) + ".")
     if table is not None and table.real is not None:
         notes.append(rf"\textit{{{REAL_LABEL_MD}}}: {tex_escape(REAL_TEXT)}.")
     if published:

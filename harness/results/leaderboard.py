@@ -18,7 +18,9 @@ Grouping, in order:
   protocol id.
 
 Best per column (bold) is decided on the value as displayed, among reproduced rows only, when at
-least two rows have a value; ties are all bold.
+least two rows have a value; ties are all bold. Every other value whose bootstrap interval
+overlaps the best value's interval is marked as not distinguishable from it (``Cell.tied``; rows
+of several runs carry no interval and are never marked); see docs/statistics.md.
 """
 from __future__ import annotations
 
@@ -59,6 +61,9 @@ class Cell:
     best: bool = False
     note: str | None = None           # footnote letter within its table
     unverified: bool = False          # computed with unverified weights (evaluators/unverified.py)
+    ci: tuple[float, float] | None = None  # one run's bootstrap interval (docs/statistics.md)
+    ci_level: float | None = None
+    tied: bool = False                # not distinguishable from the column's best (see mark_best)
 
     @property
     def partial(self) -> bool:
@@ -169,7 +174,7 @@ def aggregate_cell(metrics: list[Metric | None]) -> Cell:
         unverified = any(getattr(m, "unverified", False) for m in ok)
         if n == 1:
             return Cell("ok", ok[0].value, _stdev(list(ok[0].per_seed)), 1, 1,
-                        unverified=unverified)
+                        unverified=unverified, ci=ok[0].ci, ci_level=ok[0].ci_level)
         values = [m.value for m in ok]
         rest = [m for m in metrics if m is None or m.status != "ok"]
         return Cell("ok", statistics.fmean(values), _stdev(values), len(ok), n,
@@ -230,7 +235,11 @@ def real_row(records: list[Record], warn: Warn = _log_warning) -> Row | None:
                 warn(f"protocol {records[0].protocol_id}: {col.real_key} differs between records "
                      f"({min(ok)} .. {max(ok)}) although the protocol fixes it; showing the mean "
                      "— check for stale reference caches")
-            cells[col.key] = Cell("ok", statistics.fmean(ok), None, len(ok), len(ok))
+            # Every record of the protocol scored the same real images with the same resampled
+            # indices, so their intervals agree as their values do: show the first one's.
+            first = next(m for m in metrics if m.status == "ok")
+            cells[col.key] = Cell("ok", statistics.fmean(ok), None, len(ok), len(ok),
+                                  ci=first.ci, ci_level=first.ci_level)
         else:
             cells[col.key] = aggregate_cell(metrics) if metrics else Cell("absent")
     if all(c.status == "absent" for c in cells.values()):
@@ -257,9 +266,11 @@ def published_row(p: PublishedRow) -> Row:
 # per-table decorations
 # --------------------------------------------------------------------------------------------
 def mark_best(rows: Iterable[Row]) -> tuple[Row, ...]:
-    """Bold the best displayed value per column, respecting the direction (>= 2 candidates)."""
+    """Bold the best displayed value per column, respecting the direction (>= 2 candidates),
+    and mark ``tied`` every other value whose interval overlaps a best value's interval."""
     rows = list(rows)
     best_cols: list[dict[str, bool]] = [{} for _ in rows]
+    tied_cols: list[dict[str, bool]] = [{} for _ in rows]
     for col in METRIC_COLUMNS:
         shown = [(i, float(display_value(col, r.cells[col.key].mean)))
                  for i, r in enumerate(rows) if r.cells[col.key].status == "ok"]
@@ -270,9 +281,25 @@ def mark_best(rows: Iterable[Row]) -> tuple[Row, ...]:
         for i, v in shown:
             if v == target:
                 best_cols[i][col.key] = True
-    return tuple(replace(r, cells={k: replace(c, best=best_cols[i].get(k, False))
+        best_cis = [rows[i].cells[col.key].ci for i, v in shown if v == target]
+        for i, v in shown:
+            if v != target and indistinguishable(rows[i].cells[col.key].ci, best_cis):
+                tied_cols[i][col.key] = True
+    return tuple(replace(r, cells={k: replace(c, best=best_cols[i].get(k, False),
+                                              tied=tied_cols[i].get(k, False))
                                    for k, c in r.cells.items()})
                  for i, r in enumerate(rows))
+
+
+def indistinguishable(ci: tuple[float, float] | None,
+                      best: list[tuple[float, float] | None]) -> bool:
+    """A value is not distinguishable from the best when its bootstrap interval overlaps the
+    best value's interval (both recorded). Overlap is a lenient test: two overlapping 95 %
+    intervals can still differ significantly in a paired test (`harness compare`), so a mark
+    means "not shown to differ by the intervals", never "shown equal"."""
+    if ci is None:
+        return False
+    return any(b is not None and ci[0] <= b[1] and b[0] <= ci[1] for b in best)
 
 
 def note_text(cell: Cell) -> str | None:

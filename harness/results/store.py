@@ -33,6 +33,9 @@ class Metric:
     per_seed: tuple[float, ...] = ()            # one value per generation seed, if recorded
     reason: str | None = None                   # why skipped / not applicable
     unverified: bool = False                    # computed with unverified weights
+    # bootstrap interval over the evaluation images (docs/statistics.md), if recorded
+    ci: tuple[float, float] | None = None
+    ci_level: float | None = None
 
 
 @dataclass(frozen=True)
@@ -309,4 +312,18 @@ def parse_metric(where: str, m: Any, warn: Reporter) -> Metric | None:
         else:
             warn(f"{where}: 'per_seed' should be a list of finite numbers, got "
                  f"{per_seed_raw!r}; no seed spread shown")
-    return Metric("ok", float(value), per_seed, reason)
+    return Metric("ok", float(value), per_seed, reason, *_interval(where, m, warn))
+
+
+def _interval(where: str, m: dict, warn: Reporter) -> tuple[tuple[float, float] | None,
+                                                            float | None]:
+    """The record's ``ci`` (older records: FID's ``ci95``) and its level."""
+    raw = m.get("ci", m.get("ci95"))
+    if raw is None:
+        return None, None
+    if not (isinstance(raw, list) and len(raw) == 2 and all(_finite(v) for v in raw)
+            and raw[0] <= raw[1]):
+        warn(f"{where}: 'ci' should be [lo, hi] with lo <= hi, got {raw!r}; no interval shown")
+        return None, None
+    level = m.get("ci_level", m.get("confidence", 0.95))
+    return (float(raw[0]), float(raw[1])), float(level) if _finite(level) else None
