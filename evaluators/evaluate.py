@@ -315,7 +315,8 @@ def _segmentation(run: _Run) -> dict[str, dict]:
             continue
         s = results[prefix]
         if names[0] not in out:
-            out[names[0]] = ok(s["miou"], per_class=s["per_class"], policy=seg.absent_classes)
+            out[names[0]] = ok(s["miou"], per_class=s["per_class"], policy=seg.absent_classes,
+                               pixel_share=s["pixel_share"])
         if names[1] not in out:
             out[names[1]] = ok(s["accuracy"], ignored_pixels=seg.accuracy_ignored_pixels,
                                excluding_ignored=s["accuracy_excluding_ignored"],
