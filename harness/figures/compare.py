@@ -80,7 +80,9 @@ def draw_grid(rows: list[list[np.ndarray]], titles: Sequence[str], row_labels: S
                 ax.set_ylabel(row_labels[i], fontsize=7)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout(pad=0.3)
+    # Leave room for the suptitle (tight_layout does not account for it).
+    top = 1 - 0.3 / fig.get_figheight() if suptitle else 1
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, top))
     return fig, [list(r) for r in axes]
 
 

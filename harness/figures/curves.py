@@ -16,6 +16,15 @@ from harness.rundir import RunDir, RunError
 SKIP = {"step", "epoch", "time_s", "wall"}
 
 
+def _order(name: str) -> tuple[int, str]:
+    """Losses first, then everything else (periodic evaluation), then learning rates and speed."""
+    if name.startswith("loss/"):
+        return 0, name
+    if name.startswith("lr/") or name in ("images_per_s", "gpu_mem_max_gib"):
+        return 2, name
+    return 1, name
+
+
 def flatten(entry: dict, prefix: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
     for k, v in entry.items():
@@ -58,7 +67,7 @@ def curves_figure(runs: Sequence[str | Path], *, out_dir: str | Path = FIGURES_D
         raise RunError("figure curves: name at least one run directory")
     rds = [RunDir.open(r) for r in runs]
     logs = [read_log(rd) for rd in rds]
-    names = sorted(set().union(*logs))
+    names = sorted(set().union(*logs), key=_order)
     if quantities:
         unknown = [q for q in quantities if q not in names]
         if unknown:

@@ -82,6 +82,9 @@ def edit_figures(run: str | Path, *, operations: Sequence[str] = EDIT_OPERATIONS
         images = [read_image(folder / e["file"]) for e in doc["images"]]
         captions = [str(e.get("caption", "")) for e in doc["images"]]
         params = doc.get("params") or {}
+        maps = _label_maps(rd, params)
+        images = [m for _, m in maps] + images
+        captions = [c for c, _ in maps] + captions
         what = doc["operation"]
         if params.get("class_name"):
             what += f" of {params['class_name']}"
@@ -91,9 +94,33 @@ def edit_figures(run: str | Path, *, operations: Sequence[str] = EDIT_OPERATIONS
         boxes = cell_boxes(fig, axes)[0]
         sidecar = {"figure": "edit", "dataset": dataset, "method": method, "run": str(rd.path),
                    "edit": str(folder), "operation": doc["operation"], "params": params,
-                   "cells": [{"caption": c, "file": str(folder / e["file"]), "box": b}
-                             for c, e, b in zip(captions, doc["images"], boxes)],
+                   "cells": [{"caption": c, "kind": "label"} for c, _ in maps] +
+                            [{"caption": e.get("caption", ""), "file": str(folder / e["file"])}
+                             for e in doc["images"]],
                    "size": [int(fig.bbox.width), int(fig.bbox.height)]}
+        for cell, box in zip(sidecar["cells"], boxes):
+            cell["box"] = box
         out.append(save(fig, Path(out_dir), slug(f"edit-{dataset}-{method}-{folder.name}"),
                         sidecar, dpi=DPI))
     return out
+
+
+def _label_maps(rd: RunDir, params: dict) -> list[tuple[str, object]]:
+    """The edited label map(s) in the dataset's colours: ``key`` (re-sampling, mixing,
+    manipulation) or ``from`` and ``to`` (morphing); [] when the split cannot be read."""
+    from harness.core.data.base import DatasetError
+    from harness.stages.common import build_dataset
+
+    keys = [params[k] for k in ("key", "from", "to") if params.get(k)]
+    if not keys:
+        return []
+    cfg = rd.load_config()
+    try:
+        data = build_dataset(cfg.dataset, params.get("split", "val"), train=False,
+                             seed=cfg.train.seed)
+        return [(f"label {k}", dataset_row(data, k)[0]) for k in dict.fromkeys(keys)]
+    except (DatasetError, RunError) as exc:
+        import logging
+
+        logging.getLogger("harness").warning("figure edits: no label map for %s (%s)", keys, exc)
+        return []
