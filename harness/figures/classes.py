@@ -4,7 +4,8 @@ where the methods differ most (largest max - min IoU).
 Reads each method's recorded evaluation (``metrics.json``: mIoU ``per_class`` and
 ``pixel_share``) of the most recent run of that method on the dataset; every method must have
 been evaluated under the same protocol (id, which includes its hash) and inference mode, or the
-figure is refused. Rows are labelled with the class's share of the ground-truth pixels.
+figure is refused. Rows (most frequent class first) are labelled with the class's share of the
+ground-truth pixels.
 """
 from __future__ import annotations
 
@@ -63,7 +64,9 @@ def method_ious(dataset: str, methods: Sequence[str], *, runs_dir: str | Path = 
         sources.append({"method": method, "display_name": display_name(method),
                         "run": str(rd.path), "evaluation": key, "miou": m["value"]})
     frame = pd.DataFrame(columns).astype(float)
-    return frame, share, sources
+    # Most frequent classes first (rows), as in per_class_iou.csv.
+    order = sorted(frame.index, key=lambda c: -(share.get(c) if share.get(c) is not None else -1))
+    return frame.loc[order], share, sources
 
 
 def _row_label(cls: str, share: dict) -> str:

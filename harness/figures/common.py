@@ -49,6 +49,8 @@ def save(fig: Any, out_dir: Path, stem: str, sidecar: dict, *, dpi: int = 100) -
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / f"{stem}.png"
+    w, h = fig.get_size_inches() * dpi
+    sidecar = {"size": [int(round(w)), int(round(h))], **sidecar}
     # Fixed metadata so the same inputs give the same files.
     fig.savefig(png, dpi=dpi, metadata={"Software": None})
     fig.savefig(out_dir / f"{stem}.pdf", metadata={"Creator": None, "Producer": None,

@@ -1,4 +1,4 @@
-"""The per-class IoU table of a record: class, its pixel share in the evaluation set's ground
+"""The per-class IoU table of a record (most frequent class first): class, its pixel share in the evaluation set's ground
 truth (so rare classes are visible), IoU on the generated images and on the real images.
 
 ``write_per_class_csv`` writes ``per_class_iou.csv`` beside a metrics.json with one row per
@@ -36,6 +36,8 @@ def per_class_frame(record: Mapping[str, Any], evaluation: str = ""):
                      "pixel_share_pct": share.get(cls),
                      "iou_pct": (gen or {}).get("per_class", {}).get(cls),
                      "real_iou_pct": (real or {}).get("per_class", {}).get(cls)})
+    # Most frequent classes first: the rare ones (where IoU is noisy) end up at the bottom.
+    rows.sort(key=lambda r: -(r["pixel_share_pct"] if r["pixel_share_pct"] is not None else -1))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
