@@ -110,8 +110,8 @@ def classes_figure(dataset: str, methods: Sequence[str], *, runs_dir: str | Path
     spread = (frame.max(axis=1) - frame.min(axis=1)).dropna().sort_values(ascending=False,
                                                                           kind="stable")
     picked = list(spread.index[:max(1, top)])
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(picked) * max(1, len(frame.columns)) / 2),
-                                    3.0), dpi=100)
+    bars_wide = 0.25 * len(picked) * max(1, len(frame.columns)) + 1.5
+    fig, ax = plt.subplots(figsize=(min(9.0, max(4.0, bars_wide)), 3.0), dpi=100)
     width = 0.8 / max(1, len(frame.columns))
     for j, col in enumerate(frame.columns):
         ax.bar(np.arange(len(picked)) + (j - (len(frame.columns) - 1) / 2) * width,
@@ -120,7 +120,8 @@ def classes_figure(dataset: str, methods: Sequence[str], *, runs_dir: str | Path
                   ha="right", fontsize=7)
     ax.set_ylabel("IoU (%)")
     ax.set_title("classes where the methods differ most", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, ncol=min(4, len(frame.columns)))
+    ax.set_ylim(0, 115)  # room for the legend above the bars
     fig.tight_layout()
     bars = save(fig, Path(out_dir), f"{stem}-spread",
                 {"figure": "classes-spread", **common, "picked": picked,
