@@ -255,3 +255,21 @@ def test_classes_figure_without_per_class_iou_is_a_user_error(tmp_path):
     code, _, err = figure("classes", "--dataset", "synthetic", "--methods", "spade",
                           "--runs-dir", str(tmp_path), "--out", str(tmp_path / "f"))
     assert code == 2 and "'spade'" in err
+
+
+def test_palettes_are_the_datasets_colours():
+    from harness.figures.palette import bit_palette, colorize, dataset_palette
+
+    city = dataset_palette("cityscapes", 35)
+    # cityscapesScripts labels.py: road (7), sky (23), person (24), car (26)
+    assert city[7].tolist() == [128, 64, 128] and city[23].tolist() == [70, 130, 180]
+    assert city[24].tolist() == [220, 20, 60] and city[26].tolist() == [0, 0, 142]
+    syn = {tuple(c) for c in dataset_palette("synthetic", 10).tolist()}
+    assert syn == synthetic_colours()
+    # no palette of its own (or ids past its table): the generated colours, all distinct
+    assert torch.equal(dataset_palette("ade20k", 151), bit_palette(151))
+    assert len({tuple(c) for c in bit_palette(151).tolist()}) == 151
+    label = torch.tensor([[0, 1], [2, 3]])
+    assert colorize(label, 4, "synthetic").shape == (3, 2, 2)
+    assert colorize(label[None], 4, "synthetic")[0, :, 1, 0].tolist() == \
+        dataset_palette("synthetic", 4)[2].tolist()

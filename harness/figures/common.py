@@ -130,7 +130,8 @@ def find_samples(runs_dir: str | Path, dataset: str, method: str, *,
                 return Samples(method, rd, pid, inf, manifest_file.parent, manifest)
     want = "/".join(x for x in (protocol_id, inference) if x) or "any protocol"
     raise RunError(f"{method!r} on {dataset!r}: no generated samples for {want} in "
-                   f"{', '.join(str(r.path) for r in runs)} (found: {', '.join(looked) or 'none'}); "
+                   f"{', '.join(str(r.path) for r in runs)} "
+                   f"(found: {', '.join(looked) or 'none'}); "
                    f"generate them first (`python -m harness generate --run {runs[0].path}`)")
 
 

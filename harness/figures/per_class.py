@@ -1,5 +1,6 @@
-"""The per-class IoU table of a record (most frequent class first): class, its pixel share in the evaluation set's ground
-truth (so rare classes are visible), IoU on the generated images and on the real images.
+"""The per-class IoU table of a record (most frequent class first): class, its pixel share in
+the evaluation set's ground truth (so rare classes are visible), IoU on the generated images and
+on the real images.
 
 ``write_per_class_csv`` writes ``per_class_iou.csv`` beside a metrics.json with one row per
 (evaluation, class); ``format_table`` is the text `evaluate` logs on stderr.
