@@ -15,6 +15,9 @@ os.environ.setdefault("HARNESS_OFFLINE", "1")
 os.environ.setdefault("HARNESS_CACHE", str(_SESSION_DIR / "harness-cache"))
 os.environ.setdefault("TORCH_HOME", str(_SESSION_DIR / "torch-home"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# `evaluate` refreshes the leaderboard and keeps --images rows (docs/report.md): never in the
+# checkout's results/ folder.
+os.environ.setdefault("HARNESS_RESULTS_DIR", str(_SESSION_DIR / "results"))
 
 import torch  # noqa: E402  (after the environment is set)
 

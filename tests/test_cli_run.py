@@ -422,7 +422,7 @@ def test_every_verb_has_help_with_an_example():
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == {"run", "train", "generate", "evaluate", "leaderboard", "list",
                                 "train-segmenter", "import-official", "cluster-features",
-                                "check-data", "edit", "figure"}
+                                "check-data", "edit", "figure", "report"}
     for name, p in sub.choices.items():
         text = p.format_help()
         assert "\nexample:\n  python -m harness " + name in text or \

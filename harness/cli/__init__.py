@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_parser(add)
     from harness.cli import figures
     figures.add_parser(add)
+    from harness.cli import report as report_cli  # the HTML report (harness/report)
+    report_cli.add_parsers(add)
     return parser
 
 

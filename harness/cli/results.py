@@ -18,6 +18,9 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
     p = add("leaderboard", "write results/leaderboard.{csv,md,tex} from every metrics.json",
             """
             python -m harness leaderboard --format csv,md
+            python -m harness leaderboard --dataset cityscapes --protocol cityscapes-paper \\
+                --methods spade,ccfpse --paper results/table.tex
+            python -m harness leaderboard --remove-external "SPADE (released)"
             """)
     p.add_argument("--format", default="csv,latex,md",
                    help="comma-separated: csv, latex, md (default: all)")
@@ -28,6 +31,19 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
                    help="leave out the paper numbers of results/published.csv")
     p.add_argument("--print", dest="print_format", choices=("csv", "md", "latex", "none"),
                    default="md", help="also print this table on stdout (default: md)")
+    p.add_argument("--dataset", help="only this dataset (comma-separated list) in what is "
+                   "printed and in --paper; the files always hold every record")
+    p.add_argument("--protocol", help="only this protocol (name or id; comma-separated list)")
+    p.add_argument("--methods", help="only these methods (comma-separated; the published rows "
+                   "of the same methods and external rows by label too)")
+    p.add_argument("--paper", nargs="?", const="results/leaderboard-paper.tex", metavar="FILE",
+                   help="write the selected tables as a paper-ready LaTeX file to \\input "
+                        "(default FILE: results/leaderboard-paper.tex); see docs/report.md")
+    p.add_argument("--remove-external", action="append", default=[], metavar="LABEL",
+                   help="delete the external row LABEL (from `evaluate --images --label`) and "
+                        "rebuild; repeatable")
+    p.add_argument("--list-external", action="store_true",
+                   help="print the stored external rows as JSON and exit")
     p.set_defaults(func=cmd_leaderboard)
 
     p = add("list", "list methods, datasets, protocols or segmenters",
@@ -57,15 +73,50 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--format {args.format!r}: {exc}") from None
     runs = args.runs_dir or ["runs"]
+    from harness.results import external
+    if args.list_external:
+        emit_json(external.list_external(args.results_dir))
+        return 0
+    for label in args.remove_external:
+        try:
+            LOG.info("removed external row %r (%s)", label,
+                     external.remove_external(args.results_dir, label))
+        except external.ExternalError as exc:
+            raise ConfigError(str(exc)) from None
     written = refresh_leaderboard(runs, args.results_dir, formats=formats,
                                   published=not args.no_published)
     for p in written:
         LOG.info("wrote %s", p)
+    if args.dataset or args.protocol or args.methods or args.paper:
+        return _selected_output(args, runs)
     if args.print_format != "none":
         suffix = {"csv": ".csv", "md": ".md", "latex": ".tex"}[args.print_format]
         shown = [p for p in written if Path(p).suffix == suffix]
         if shown:
             sys.stdout.write(Path(shown[0]).read_text())
+    return 0
+
+
+def _selected_output(args: argparse.Namespace, runs: Sequence[str]) -> int:
+    """Print (and with --paper write) only the selected part of the leaderboard."""
+    from harness.core.config import ConfigError
+    from harness.core.io import atomic_write_text
+    from harness.results import formats as fmt
+    from harness.results.select import Selection, SelectionError, select
+
+    try:
+        sel = select(runs, args.results_dir, Selection.parse(args.dataset, args.protocol,
+                                                             args.methods),
+                     published=not args.no_published)
+    except SelectionError as exc:
+        raise ConfigError(str(exc)) from None
+    if args.paper:
+        from harness.results.paper_latex import to_paper_latex
+        path = atomic_write_text(Path(args.paper), to_paper_latex(sel))
+        LOG.info("wrote %s (paper table: \\input it; needs \\usepackage{booktabs})", path)
+    render = {"csv": fmt.to_csv, "md": fmt.to_markdown, "latex": fmt.to_latex}
+    if args.print_format != "none":
+        sys.stdout.write(render[args.print_format](sel.board))
     return 0
 
 

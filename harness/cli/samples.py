@@ -3,6 +3,7 @@ of images); their work: :mod:`harness.stages.generate`, :mod:`harness.stages.eva
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -54,6 +55,14 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--force", action="store_true",
                    help="compute the metrics again even when recorded (says what it replaced)")
+    p.add_argument("--results-dir", default=os.environ.get("HARNESS_RESULTS_DIR", "results"),
+                   help="where the leaderboard is refreshed and --images rows are kept as "
+                        "external rows (default: $HARNESS_RESULTS_DIR, else results)")
+    p.add_argument("--runs-dir", default=None,
+                   help="runs folder the refreshed leaderboard reads (default: the run's, "
+                        "else runs)")
+    p.add_argument("--no-leaderboard", action="store_true",
+                   help="do not refresh results/leaderboard.* (and keep no external row)")
     strict_arg(p)
     data_identity_args(p)
     no_wait_arg(p)
@@ -125,6 +134,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             out=args.out, label=args.label, config_files=args.config, overrides=overrides,
             skip=args.skip, batch_size=args.batch_size or 8, device=resolve_device(args.device),
             progress=show_progress(args))
+    if hdist.info().is_main and not args.no_leaderboard:
+        from harness.report.refresh import after_evaluate
+        after_evaluate(record, run_dir=Path(args.run) if args.run else None,
+                       runs_dir=args.runs_dir, results_dir=args.results_dir)
     if hdist.info().is_main:
         emit_json({"metrics_file": str(out), "key": f"{record['protocol']['id']}/"
                    f"{record.get('inference')}", "metrics": metric_values(record)})

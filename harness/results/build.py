@@ -61,6 +61,8 @@ def build_leaderboard(runs_root: Path, published_csv: Path | None, out_dir: Path
         paths = paths[1:]
     records = collect_records(paths, problems=problems)
     board = build_tables(records, published, datasets=datasets, warn=warn)
+    from harness.results.run_info import with_budgets   # rows say what was run
+    board = with_budgets(board, records)
     rendered = {name: WRITERS[name][1](board) for name in names}   # render all, then write
     written = {}
     for name in names:
@@ -79,7 +81,12 @@ def write_leaderboard(paths: Iterable[str | Path], results_dir: str | Path, *,
     results_dir = Path(results_dir)
     local = results_dir / "published.csv"
     published_csv = local if local.is_file() else DEFAULT_PUBLISHED_CSV
+    # External rows (`evaluate --images --label`) live under results_dir/external and are read
+    # by every rebuild (harness.results.external).
+    from harness.results.external import external_root
+    extra = [*paths[1:]] + ([external_root(results_dir)]
+                            if external_root(results_dir).is_dir() else [])
     written = build_leaderboard(paths[0], published_csv, results_dir, list(formats),
                                 include_published=published, datasets=datasets,
-                                extra_paths=paths[1:], problems=problems)
+                                extra_paths=extra, problems=problems)
     return list(written.values())

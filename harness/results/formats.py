@@ -178,7 +178,8 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
         for row in table.rows:
             mark = f" {SPREAD_MARK[row.spread]}" if row.spread else ""
             mark += "".join(f" [{n}]" for n in row.label_notes)
-            cells = [_md_escape(row.label) + mark, _md_escape(row.variant or "—"),
+            cells = [_md_escape(row.label) + mark, _md_escape(row.variant or "—") +
+                     (f" ({_md_escape(row.budget)})" if row.budget else ""),
                      _md_escape(row.inference or "—"), str(row.n_runs)]
             cells += [_n_text(row.n_images)] if n_col else []
             cells += [_md_cell(c, row.cells[c.key]) for c in columns]
@@ -299,7 +300,8 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
         for row in table.rows:
             mark = SPREAD_MARK_TEX[row.spread] if row.spread else ""
             mark += "".join(f"$^{{{n}}}$" for n in row.label_notes)
-            cells = [tex_escape(row.label) + mark, tex_escape(row.variant or "---"),
+            cells = [tex_escape(row.label) + mark, tex_escape(row.variant or "---") +
+                     (f" ({tex_escape(row.budget)})" if row.budget else ""),
                      tex_escape(row.inference or "---"), str(row.n_runs)]
             cells += [_n_text(row.n_images)] if n_col else []
             cells += [_tex_cell(c, row.cells[c.key]) for c in columns]

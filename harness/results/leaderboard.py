@@ -82,6 +82,7 @@ class Row:
     label_notes: tuple[str, ...] = ()   # footnote letters of record_notes within its table
     source: str | None = None         # published only
     protocol_note: str | None = None  # published only
+    budget: str | None = None         # what was run ("8 steps, bs 4, 64 px"; run_info.py)
 
 
 @dataclass(frozen=True)

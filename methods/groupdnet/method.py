@@ -39,12 +39,12 @@ from methods import register_method
 from methods.base import (ImportReport, Method, Nets, Phase, Runtime, randn_per_sample,
                           semantic_input, to_uint8)
 from methods.blocks.init import init_weights
-from methods.blocks.losses import GANLoss, feature_matching, kl_divergence, reparameterize
+from methods.blocks.losses import GANLoss, kl_divergence, reparameterize
 from methods.blocks.multiscale_discriminator import MultiscaleDiscriminator
 from methods.groupdnet.generator import GroupDNetGenerator
 from methods.groupdnet.group_encoder import GroupEncoder, class_crops
 from methods.groupdnet.schedule import CODE_CHANNELS, plan_decoder
-from methods.spade.common import discriminate, eval_mode
+from methods.spade.common import discriminator_terms, eval_mode, generator_adversarial_terms
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
 
@@ -165,15 +165,12 @@ class GroupDNet(Method):
         semantics = self.semantics(batch.label, batch.instance, batch.edge)
         real = batch.image.to(semantics.device)
         fake, (mu, logvar) = self._fake(nets, semantics, real)
+        from methods.blocks.vgg_loss import lazy_vgg_loss
         terms = {"KLD": kl_divergence(mu, logvar) * cfg.lambda_kld}
-        pred_fake, pred_real = discriminate(nets.D, semantics, fake, real)
-        terms["G_GAN"] = self.gan_loss(pred_fake, True, for_discriminator=False)
-        if cfg.lambda_feat > 0:
-            terms["G_feat"] = feature_matching(pred_fake, pred_real, cfg.lambda_feat / cfg.num_D)
-        if cfg.lambda_vgg > 0:
-            from methods.blocks.vgg_loss import lazy_vgg_loss
-            terms["G_VGG"] = lazy_vgg_loss(self.aux, cfg.vgg_weights, fake.device)(
-                fake.float(), real.float()) * cfg.lambda_vgg
+        terms.update(generator_adversarial_terms(
+            self.gan_loss, nets.D, semantics, fake, real, lambda_feat=cfg.lambda_feat,
+            num_D=cfg.num_D, lambda_vgg=cfg.lambda_vgg,
+            vgg_loss=lambda: lazy_vgg_loss(self.aux, cfg.vgg_weights, fake.device)))
         return terms
 
     def discriminator_loss(self, batch: Batch, nets: Nets, step: int) -> dict[str, torch.Tensor]:
@@ -181,9 +178,7 @@ class GroupDNet(Method):
         real = batch.image.to(semantics.device)
         with torch.no_grad():
             fake, _ = self._fake(nets, semantics, real)
-        pred_fake, pred_real = discriminate(nets.D, semantics, fake.detach(), real)
-        return {"D_fake": self.gan_loss(pred_fake, False, for_discriminator=True),
-                "D_real": self.gan_loss(pred_real, True, for_discriminator=True)}
+        return discriminator_terms(self.gan_loss, nets.D, semantics, fake, real)
 
     # generation -------------------------------------------------------------------------------
     @classmethod

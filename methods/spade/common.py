@@ -7,6 +7,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from methods.blocks.losses import GANLoss, feature_matching
 from methods.blocks.multiscale_discriminator import split_fake_real
 
 
@@ -16,6 +17,30 @@ def discriminate(D: nn.Module, semantics: torch.Tensor, fake: torch.Tensor, real
     fake_in = torch.cat([semantics, fake.to(semantics.dtype)], dim=1)
     real_in = torch.cat([semantics, real.to(semantics.dtype)], dim=1)
     return split_fake_real(D(torch.cat([fake_in, real_in], dim=0)))
+
+
+def generator_adversarial_terms(gan_loss: GANLoss, D: nn.Module, semantics: torch.Tensor,
+                                fake: torch.Tensor, real: torch.Tensor, *, lambda_feat: float,
+                                num_D: int, vgg_loss=None, lambda_vgg: float = 0.0
+                                ) -> dict[str, torch.Tensor]:
+    """The SPADE-family generator terms after the image is made: hinge G_GAN, feature matching
+    (lambda_feat / num_D per scale and layer) and the VGG perceptual loss (``vgg_loss``: a callable
+    built lazily by the caller, only needed when lambda_vgg > 0). SPADE and GroupDNet share it."""
+    pred_fake, pred_real = discriminate(D, semantics, fake, real)
+    terms = {"G_GAN": gan_loss(pred_fake, True, for_discriminator=False)}
+    if lambda_feat > 0:
+        terms["G_feat"] = feature_matching(pred_fake, pred_real, lambda_feat / num_D)
+    if lambda_vgg > 0:
+        terms["G_VGG"] = vgg_loss()(fake.float(), real.float()) * lambda_vgg
+    return terms
+
+
+def discriminator_terms(gan_loss: GANLoss, D: nn.Module, semantics: torch.Tensor,
+                        fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    """D_fake and D_real of the SPADE family (not halved, unlike pix2pixHD)."""
+    pred_fake, pred_real = discriminate(D, semantics, fake.detach(), real)
+    return {"D_fake": gan_loss(pred_fake, False, for_discriminator=True),
+            "D_real": gan_loss(pred_real, True, for_discriminator=True)}
 
 
 @contextlib.contextmanager

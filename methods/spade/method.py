@@ -19,10 +19,11 @@ from methods import register_method
 from methods.base import ImportReport, Method, Nets, Phase, Runtime, semantic_input, to_uint8
 from methods.blocks.conv_encoder import ConvEncoder
 from methods.blocks.init import init_weights
-from methods.blocks.losses import GANLoss, feature_matching, kl_divergence, reparameterize
+from methods.blocks.losses import GANLoss, kl_divergence, reparameterize
 from methods.blocks.multiscale_discriminator import MultiscaleDiscriminator
 from methods.blocks.vgg_loss import lazy_vgg_loss, vgg_weight_need
-from methods.spade.common import discriminate, eval_mode, randn_images
+from methods.spade.common import (discriminator_terms, eval_mode, generator_adversarial_terms,
+                                   randn_images)
 from methods.spade.generator import SPADEGenerator
 from methods.spade.official import OfficialCheckpointError, load_official, save_official
 
@@ -140,13 +141,10 @@ class SPADE(Method):
         terms: dict[str, torch.Tensor] = {}
         if posterior is not None:
             terms["KLD"] = kl_divergence(*posterior) * cfg.lambda_kld
-        pred_fake, pred_real = discriminate(nets.D, semantics, fake, real)
-        terms["G_GAN"] = self.gan_loss(pred_fake, True, for_discriminator=False)
-        if cfg.lambda_feat > 0:
-            terms["G_feat"] = feature_matching(pred_fake, pred_real, cfg.lambda_feat / cfg.num_D)
-        if cfg.lambda_vgg > 0:
-            terms["G_VGG"] = lazy_vgg_loss(self.aux, cfg.vgg_weights, fake.device)(
-                fake.float(), real.float()) * cfg.lambda_vgg
+        terms.update(generator_adversarial_terms(
+            self.gan_loss, nets.D, semantics, fake, real, lambda_feat=cfg.lambda_feat,
+            num_D=cfg.num_D, lambda_vgg=cfg.lambda_vgg,
+            vgg_loss=lambda: lazy_vgg_loss(self.aux, cfg.vgg_weights, fake.device)))
         return terms
 
     def discriminator_loss(self, batch: Batch, nets: Nets, step: int) -> dict[str, torch.Tensor]:
@@ -154,9 +152,7 @@ class SPADE(Method):
         real = batch.image.to(semantics.device)
         with torch.no_grad():
             fake, _ = self._fake(nets, semantics, real)
-        pred_fake, pred_real = discriminate(nets.D, semantics, fake.detach(), real)
-        return {"D_fake": self.gan_loss(pred_fake, False, for_discriminator=True),
-                "D_real": self.gan_loss(pred_real, True, for_discriminator=True)}
+        return discriminator_terms(self.gan_loss, nets.D, semantics, fake, real)
 
     # ------------------------------------------------------------------------------------------
     @torch.no_grad()
