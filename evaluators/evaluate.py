@@ -355,7 +355,7 @@ def _segmentation(run: _Run) -> dict[str, dict]:
         s = results[prefix]
         if names[0] not in out:
             out[names[0]] = ok(s["miou"], per_class=s["per_class"], policy=seg.absent_classes,
-                               **s["ci"].get("miou", {}))
+                               pixel_share=s["pixel_share"], **s["ci"].get("miou", {}))
         if names[1] not in out:
             out[names[1]] = ok(s["accuracy"], ignored_pixels=seg.accuracy_ignored_pixels,
                                excluding_ignored=s["accuracy_excluding_ignored"],

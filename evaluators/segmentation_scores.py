@@ -99,7 +99,8 @@ def pixel_accuracy(confusion: torch.Tensor, ignored_pixels: str = "exclude") -> 
 def scores(confusion: torch.Tensor, policy: str, class_names: Sequence[str],
            ignored_pixels: str = "exclude") -> dict:
     """``{"miou", "accuracy", "accuracy_excluding_ignored", "accuracy_including_ignored",
-    "ignored_fraction", "per_class"}`` in percent; per-class IoU None for empty unions."""
+    "ignored_fraction", "per_class", "pixel_share"}`` in percent; per-class IoU None for empty
+    unions."""
     iou = per_class_iou(confusion)
     if len(class_names) != len(iou):
         raise ValueError(f"{len(class_names)} class names for a {len(iou)}-class confusion matrix")
@@ -107,7 +108,12 @@ def scores(confusion: torch.Tensor, policy: str, class_names: Sequence[str],
                  for name, v in zip(class_names, iou)}
     ignored = float(confusion[-1].sum())
     everything = float(confusion.sum())
-    return {"miou": 100.0 * mean_iou(confusion, policy),
+    # Ground-truth pixels of each class (confusion row sums) as a share of the scored pixels,
+    # so per-class tables show which classes are rare.
+    gt = _scored(confusion).sum(axis=1)
+    pixel_share = {name: (float(100.0 * v / gt.sum()) if gt.sum() > 0 else None)
+                   for name, v in zip(class_names, gt)}
+    return {"pixel_share": pixel_share, "miou": 100.0 * mean_iou(confusion, policy),
             "accuracy": 100.0 * pixel_accuracy(confusion, ignored_pixels),
             "accuracy_excluding_ignored": 100.0 * pixel_accuracy(confusion, "exclude"),
             "accuracy_including_ignored": 100.0 * pixel_accuracy(confusion, "count-as-wrong"),

@@ -42,7 +42,9 @@ def test_logs_grids_best_pointer_and_restore(tmp_path):
     assert all(r["images_per_s"] > 0 and r["time_s"] >= 0 for r in log)
     from PIL import Image
     im = Image.open(run / "train_samples" / "step_00000002.png")
-    assert im.size == (3 * 16 + 2 * 2, 4 * 16 + 3 * 2)       # 4 rows of label | fake | real
+    from harness.train.samples import HEADER_HEIGHT
+    # a header (method, step), then 4 rows of label | fake | real
+    assert im.size == (3 * 16 + 2 * 2, HEADER_HEIGHT + 4 * 16 + 3 * 2)
     assert (run / "train_samples" / "step_00000004.png").is_file()
     assert (run / "config.yaml").is_file()
     assert ckpt.find_checkpoint(run / "checkpoints", "best") == result.checkpoint

@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     for group in (run_verbs, samples, results, tools):
         group.add_parsers(add)
     edit.add_parser(add)
+    from harness.cli import figures
+    figures.add_parser(add)
     from harness.cli import report as report_cli  # the HTML report (harness/report)
     report_cli.add_parsers(add)
     from harness.cli import weights

@@ -59,6 +59,8 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
                                    existing.get("samples_origin") == manifest.get("origin") and
                                    not retry_metrics(existing))):
         LOG.info("evaluate: %s already in %s (skipped)", key, rd.metrics_file)
+        if hdist.info().is_main:
+            report_per_class(rd.metrics_file, existing)
         return existing
     if existing and retry_metrics(existing) and not force:
         LOG.info("evaluate: retrying %s (skipped before: %s)", key,
@@ -95,6 +97,7 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
     })
     if d.is_main:
         write_record(rd.metrics_file, record)
+        report_per_class(rd.metrics_file, record)
         rd.set_stage(stage, status="done", seconds=round(time.perf_counter() - start, 3),
                      error=None)
     hdist.barrier()
@@ -172,4 +175,19 @@ def evaluate_folder(images: Path, dataset: str, *, split: str | None = None,
     path = target / "metrics.json" if target.suffix != ".json" else target
     if hdist.info().is_main:
         write_record(path, record)
+        report_per_class(path, record)
     return record, path
+
+
+def report_per_class(metrics_file: Path, record: Mapping[str, Any]) -> None:
+    """The per-class IoU table on stderr and ``per_class_iou.csv`` beside ``metrics_file``."""
+    from harness.figures.per_class import format_table, write_per_class_csv
+
+    table = format_table(record)
+    if not table:
+        return
+    LOG.info("per-class IoU (%s/%s; pixels %%: share of the ground-truth pixels):\n%s",
+             (record.get("protocol") or {}).get("id"), record.get("inference"), table)
+    written = write_per_class_csv(metrics_file)
+    if written is not None:
+        LOG.info("wrote %s", written)

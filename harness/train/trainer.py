@@ -264,7 +264,7 @@ class Trainer(TrainerSetup, TrainerCheckpoints):
         try:
             if self._grid_batch is None:
                 self._grid_batch = fixed_batch(self._eval_train_split(), 4)
-            image = grid(self.method, self._grid_batch, seed=self.tc.seed)
+            image = grid(self.method, self._grid_batch, seed=self.tc.seed, step=step)
         except NotImplementedError as exc:
             LOG.warning("no sample grids: %s cannot generate (%s)", self.method.name, exc)
             self._grids = False
