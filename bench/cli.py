@@ -34,7 +34,6 @@ CASES = {
     "train_step": "train_step",
     "ccfpse_levers": "ccfpse_levers",
     "ccfpse_checkpoint": "ccfpse_checkpoint",
-    "ccfpse_official": "ccfpse_official",
     "train_runner": "train_runner",
     "quickstart": "quickstart",
     "gpu_levers": "gpu_levers",
