@@ -13,7 +13,7 @@ DEFAULT = True
 def run(ctx):
     from bench.isolate import run_isolated, timing_from
     if ctx.quick:
-        size, widths, batches = (64, 64), {"ngf": 8, "ndf": 8}, (1,)
+        size, widths, batches = (128, 128), {"ngf": 8, "ndf": 8}, (1,)
     elif ctx.device == "cuda":
         size, widths, batches = (256, 256), {}, (1, 2, 4)
     else:
