@@ -18,12 +18,21 @@ BN layers are affine BatchNorm2d (converted to SyncBatchNorm by the runner on se
 Like the official block, this one holds BatchNorms its forward never calls (``norm_0`` and each
 depthwise conv's ``norm_layer``). They are kept frozen (``requires_grad=False``) so that parameter
 counts and checkpoint keys equal the official ones; no optimiser or DDP reducer sees them.
+
+Memory (``checkpoint_activations``): the predicted kernels (9 x C x H x W floats per conditional
+convolution) and the heads' 128-channel hidden maps dominate a block's saved activations. With
+the option on, each "head(s) -> conditional convolution" segment is recomputed in backward
+instead of stored (torch.utils.checkpoint, non-reentrant). Only BatchNorm-free, spectral-norm-free
+segments are checkpointed (the heads are plain conv/ReLU/conv, the conditional convolution has no
+state), so recomputation cannot update running statistics or power iterations twice: the
+gradients equal the plain path's (tests/test_ccfpse_checkpointing.py).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from methods.blocks.normalization import SPADE
 from methods.blocks.spectral import spectral
@@ -41,8 +50,9 @@ def predictor(cond_nc: int, out_nc: int, hidden: int = 128, *, sigmoid: bool = F
 
 class ConditionalConvBlock(nn.Module):
     def __init__(self, fin: int, fout: int, cond_nc: int, *, hidden: int = 128,
-                 implementation: str = "lean") -> None:
+                 implementation: str = "lean", checkpoint_activations: bool = False) -> None:
         super().__init__()
+        self.checkpoint_activations = checkpoint_activations
         if fout > fin:
             # The second kernels head predicts fout*9 kernels for fmiddle channels.
             raise ValueError(f"a conditional-convolution block needs fout <= fin, got {fin}->{fout}")
@@ -66,17 +76,25 @@ class ConditionalConvBlock(nn.Module):
             self.conv_s = spectral(nn.Conv2d(fin, fout, kernel_size=1, bias=False))
             self.norm_s = SPADE(fin, cond_nc, norm="batch", nhidden=hidden)
 
+    def _cond_conv_0(self, xn: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Predicted depthwise conv, 1x1 conv and attention of the first half (no BN inside)."""
+        dx = self.conv_0(xn, self.gen_weights1(cond))
+        return self.conv_1(dx) * self.gen_se_weights1(cond)
+
+    def _cond_conv_2(self, xn: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        dx = self.conv_2(xn, self.gen_weights2(cond))
+        return self.conv_3(dx) * self.gen_se_weights2(cond)
+
+    def _segment(self, fn, xn: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        if self.checkpoint_activations and torch.is_grad_enabled() and (
+                xn.requires_grad or cond.requires_grad or self.training):
+            return checkpoint(fn, xn, cond, use_reentrant=False)
+        return fn(xn, cond)
+
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         cond = F.interpolate(cond, size=x.shape[2:], mode="nearest")
-        kernels1 = self.gen_weights1(cond)
-        kernels2 = self.gen_weights2(cond)
-        attention1 = self.gen_se_weights1(cond)
-        attention2 = self.gen_se_weights2(cond)
-
         x_s = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
 
-        dx = self.conv_0(self.norm_1(x), kernels1)
-        dx = F.leaky_relu(self.conv_1(dx) * attention1, 0.2)
-        dx = self.conv_2(self.norm_2(dx), kernels2)
-        dx = F.leaky_relu(self.conv_3(dx) * attention2, 0.2)
+        dx = F.leaky_relu(self._segment(self._cond_conv_0, self.norm_1(x), cond), 0.2)
+        dx = F.leaky_relu(self._segment(self._cond_conv_2, self.norm_2(dx), cond), 0.2)
         return x_s + dx

@@ -42,7 +42,8 @@ def latent_size(image_size: tuple[int, int], schedule: str) -> tuple[int, int]:
 class CondConvGenerator(nn.Module):
     def __init__(self, semantic_nc: int, image_size: tuple[int, int], *, ngf: int = 64,
                  z_dim: int = 256, use_vae: bool = True, num_upsampling_layers: str = "normal",
-                 hidden: int = 128, conditional_conv: str = "lean") -> None:
+                 hidden: int = 128, conditional_conv: str = "lean",
+                 checkpoint_activations: bool = False) -> None:
         super().__init__()
         nf = ngf
         self.use_vae, self.z_dim, self.ngf = use_vae, z_dim, ngf
@@ -60,7 +61,8 @@ class CondConvGenerator(nn.Module):
         channels = (16 * nf, 16 * nf, 16 * nf, 16 * nf, 8 * nf, 4 * nf, 2 * nf, nf)
         for name, fin, fout in zip(BLOCKS, channels[:-1], channels[1:]):
             self.add_module(name, ConditionalConvBlock(fin, fout, cond_nc, hidden=hidden,
-                                                       implementation=conditional_conv))
+                                                       implementation=conditional_conv,
+                                                       checkpoint_activations=checkpoint_activations))
         self.conv_img = nn.Conv2d(nf, 3, 3, padding=1)
 
     def upsample_before(self, name: str) -> bool:

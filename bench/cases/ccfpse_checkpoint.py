@@ -1,0 +1,40 @@
+"""ccfpse_checkpoint: peak memory of one CC-FPSE training step with and without activation
+checkpointing (method.checkpoint_activations) at 256x256, ngf = ndf = 16, batch 1 and 2 (CPU:
+peak RSS of a fresh process; CUDA: max allocated at the official widths, batch 1, 2, 4); --quick:
+64x64, ngf = ndf = 8, batch 1. The per-image slope (batch 2 minus batch 1) says how many images a
+memory budget holds."""
+from __future__ import annotations
+
+DESCRIPTION = "CC-FPSE peak memory per step with / without activation checkpointing"
+DEVICES = ("cpu", "cuda")
+DEFAULT = True
+
+
+def run(ctx):
+    from bench.isolate import run_isolated, timing_from
+    if ctx.quick:
+        size, widths, batches = (128, 128), {"ngf": 8, "ndf": 8}, (1,)
+    elif ctx.device == "cuda":
+        size, widths, batches = (256, 256), {}, (1, 2, 4)
+    else:
+        size, widths, batches = (256, 256), {"ngf": 16, "ndf": 16}, (1, 2)
+    for batch in batches:
+        plain = None
+        for on in (False, True):
+            overrides = {**widths, "checkpoint_activations": on}
+            r = run_isolated("bench.train_variant:measure_step", method="ccfpse", size=size,
+                             batch=batch, device=ctx.device, repeats=ctx.repeats,
+                             warmup=ctx.warmup, overrides=overrides)
+            t = timing_from(r)
+            extra = {}
+            if plain is None:
+                plain = t
+            else:
+                extra = {"peak_memory_vs_plain": round(t.peak_memory_mib / plain.peak_memory_mib, 3),
+                         "step_delta_memory_vs_plain": round(
+                             (t.peak_memory_mib - t.memory_before_mib)
+                             / max(plain.peak_memory_mib - plain.memory_before_mib, 1e-9), 3),
+                         "time_vs_plain": round(t.median_s / plain.median_s, 3)}
+            yield {"variant": "checkpointed" if on else "plain",
+                   "parameters": {"size": list(size), "batch": batch, **overrides},
+                   "timing": t, **r, **extra}
