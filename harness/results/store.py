@@ -312,7 +312,8 @@ def parse_metric(where: str, m: Any, warn: Reporter) -> Metric | None:
         else:
             warn(f"{where}: 'per_seed' should be a list of finite numbers, got "
                  f"{per_seed_raw!r}; no seed spread shown")
-    return Metric("ok", float(value), per_seed, reason, *_interval(where, m, warn))
+    ci, ci_level = _interval(where, m, warn)
+    return Metric("ok", float(value), per_seed, reason, ci=ci, ci_level=ci_level)
 
 
 def _interval(where: str, m: dict, warn: Reporter) -> tuple[tuple[float, float] | None,
