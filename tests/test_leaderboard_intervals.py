@@ -29,7 +29,8 @@ def test_overlap_rule():
 def test_best_and_indistinguishable_marks_in_every_format():
     records = [_rec("a", 60.0, [58.0, 62.0]), _rec("b", 59.0, [57.5, 60.5]),
                _rec("c", 50.0, [49.0, 51.0]),
-               # two runs of d: mean 59.5 with a std, no single interval -> never marked tied
+               # two runs of d (training seeds 0, 1): mean 59.5, and the interval is the
+               # Student-t interval of the mean over the runs (covers retraining variation)
                _rec("d", 59.0, [58.9, 59.1], run_id="d0", seed=0),
                _rec("d", 60.0, [59.9, 60.1], run_id="d1", seed=1)]
     board = build_tables(records)
@@ -37,7 +38,11 @@ def test_best_and_indistinguishable_marks_in_every_format():
     assert rows["a"].best and not rows["a"].tied and rows["a"].ci == (58.0, 62.0)
     assert rows["b"].tied and not rows["b"].best
     assert not rows["c"].tied and not rows["c"].best
-    assert rows["d"].ci is None and not rows["d"].tied and not rows["d"].best
+    # t_{0.975, 1} = 12.7062047 (tables); s = sqrt(0.5); half = t * s / sqrt(2) = t / 2
+    half = 12.7062047 / 2
+    assert rows["d"].ci_over == "runs" and rows["a"].ci_over == "images"
+    assert abs(rows["d"].ci[0] - (59.5 - half)) < 1e-6 and abs(rows["d"].ci[1] - (59.5 + half)) < 1e-6
+    assert rows["d"].tied and not rows["d"].best   # overlaps a's interval
 
     md = to_markdown(board)
     assert "| **60.00** [58.00, 62.00] |" in md
@@ -50,7 +55,8 @@ def test_best_and_indistinguishable_marks_in_every_format():
     assert (by["a"]["miou_mark"], by["b"]["miou_mark"], by["c"]["miou_mark"]) == \
         ("best", "tied", "")
     assert (by["b"]["miou_ci_lo"], by["b"]["miou_ci_hi"]) == ("57.500000", "60.500000")
-    assert by["d"]["miou_ci_lo"] == ""
+    assert float(by["d"]["miou_ci_lo"]) == round(59.5 - half, 6) and by["d"]["miou_mark"] == "tied"
+    assert "Student-t interval of the mean over its runs" in md
 
     tex = to_latex(board)
     assert r"$\approx$\textbf{59.00}\,{\scriptsize [57.50, 60.50]}" in tex

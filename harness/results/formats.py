@@ -32,6 +32,9 @@ TIED_TEXT = ("≈ and bold: not distinguishable from the column's best: its inte
 CI_TEXT = ("[lo, hi]: {level} bootstrap interval of one run over the evaluation images (mIoU, "
            "accuracy: images; LPIPS: label maps; FID, KID: generated images); it does not "
            "cover training-seed variation (docs/statistics.md)")
+RUNS_CI_TEXT = ("[lo, hi] on a row of several runs (†): {level} Student-t interval of the mean "
+                "over its runs (training seeds), mean ± t·s/√n; it covers retraining variation "
+                "(docs/statistics.md)")
 ABSENT_TEXT = "not measured / not reported"
 REAL_LABEL_MD = "Real images"
 REAL_TEXT = ("the protocol's segmenter on the real images: the mIoU / accuracy a perfect "
@@ -140,13 +143,15 @@ def _has_tied(table: ProtocolTable | None) -> bool:
     return table is not None and any(c.tied for r in table.rows for c in r.cells.values())
 
 
-def _ci_levels(table: ProtocolTable | None) -> list[str]:
-    """The interval levels shown in a table, as text ('95 %')."""
+def _ci_levels(table: ProtocolTable | None, over: str = "images") -> list[str]:
+    """The interval levels shown in a table, as text ('95 %'), of intervals over ``over``
+    ('images': one run's bootstrap; 'runs': the t-interval over a row's runs)."""
     if table is None:
         return []
     rows = list(table.rows) + ([table.real] if table.real is not None else [])
     levels = sorted({c.ci_level for r in rows for c in r.cells.values()
-                     if c.ci is not None and c.ci_level is not None})
+                     if c.ci is not None and c.ci_level is not None
+                     and (c.ci_over or "images") == over})
     return [f"{100 * v:g} %" for v in levels]
 
 
@@ -249,6 +254,8 @@ def _md_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, .
         notes.append(f"- {TIED_TEXT}")
     for level in _ci_levels(table):
         notes.append(f"- {CI_TEXT.format(level=level)}")
+    for level in _ci_levels(table, "runs"):
+        notes.append(f"- {RUNS_CI_TEXT.format(level=level)}")
     if table is not None and table.real is not None:
         notes.append(f"- *{REAL_LABEL_MD}*: {REAL_TEXT}")
     if published:
@@ -295,7 +302,7 @@ def to_markdown(board: Leaderboard) -> str:
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                 "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                 "^": r"\textasciicircum{}", "±": r"$\pm$", "×": r"$\times$", "−": "-",
-                "—": "---", "–": "--"}
+                "—": "---", "–": "--", "·": r"$\cdot$", "√": r"$\surd$", "†": r"\dag{}"}
 
 
 def tex_escape(text: str) -> str:
@@ -383,6 +390,8 @@ def _tex_table(dataset: str, table: ProtocolTable | None, published: tuple[Row, 
         notes.append(r"$\approx$" + tex_escape(TIED_TEXT[1:]) + ".")
     for level in _ci_levels(table):
         notes.append(tex_escape(CI_TEXT.format(level=level)) + ".")
+    for level in _ci_levels(table, "runs"):
+        notes.append(tex_escape(RUNS_CI_TEXT.format(level=level)) + ".")
     if table is not None and table.real is not None:
         notes.append(rf"\textit{{{REAL_LABEL_MD}}}: {tex_escape(REAL_TEXT)}.")
     if published:

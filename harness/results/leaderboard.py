@@ -64,6 +64,9 @@ class Cell:
     ci: tuple[float, float] | None = None  # one run's bootstrap interval (docs/statistics.md)
     ci_level: float | None = None
     tied: bool = False                # not distinguishable from the column's best (see mark_best)
+    # What the interval covers: "images" (one run's bootstrap over the evaluation images) or
+    # "runs" (several runs of one variant, e.g. training seeds: a Student-t interval of the mean).
+    ci_over: str | None = None
 
     @property
     def partial(self) -> bool:
@@ -174,17 +177,37 @@ def aggregate_cell(metrics: list[Metric | None]) -> Cell:
         unverified = any(getattr(m, "unverified", False) for m in ok)
         if n == 1:
             return Cell("ok", ok[0].value, _stdev(list(ok[0].per_seed)), 1, 1,
-                        unverified=unverified, ci=ok[0].ci, ci_level=ok[0].ci_level)
+                        unverified=unverified, ci=ok[0].ci, ci_level=ok[0].ci_level,
+                        ci_over="images" if ok[0].ci is not None else None)
         values = [m.value for m in ok]
         rest = [m for m in metrics if m is None or m.status != "ok"]
+        levels = {m.ci_level for m in ok if m.ci_level is not None}
+        level = levels.pop() if len(levels) == 1 else 0.95
+        ci = runs_interval(values, level)
         return Cell("ok", statistics.fmean(values), _stdev(values), len(ok), n,
-                    reason=_describe_missing(rest) if rest else None, unverified=unverified)
+                    reason=_describe_missing(rest) if rest else None, unverified=unverified,
+                    ci=ci, ci_level=level if ci is not None else None,
+                    ci_over="runs" if ci is not None else None)
     present = [m for m in metrics if m is not None]
     if not present:
         return Cell("absent", n_total=n)
     status = "skipped" if any(m.status == "skipped" for m in present) else "n/a"
     reasons = sorted({m.reason for m in present if m.status == status and m.reason})
     return Cell(status, n_total=n, reason="; ".join(reasons) or None)
+
+
+def runs_interval(values: list[float], level: float) -> tuple[float, float] | None:
+    """Student-t interval of the mean over a row's runs (training seeds of one variant):
+    mean ± t_{n-1, (1+level)/2} · s / sqrt(n). It covers retraining variation (and each run's
+    evaluation noise inside it); with two seeds t is 12.7 at 95 %, so the interval is wide, as
+    it should be. None with fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return None
+    from scipy.stats import t as student_t
+    mean, sd = statistics.fmean(values), statistics.stdev(values)
+    half = float(student_t.ppf((1 + level) / 2, n - 1)) * sd / n ** 0.5
+    return (mean - half, mean + half)
 
 
 def dedupe_runs(records: list[Record], warn: Warn = _log_warning) -> list[Record]:
