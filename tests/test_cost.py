@@ -215,7 +215,7 @@ def test_weights_for_a_run_lists_what_it_needs(trained):
     files = json.loads(out)["files"]
     assert [f["key"] for f in files] == ["inception-v3-compat", "alexnet-imagenet"]
     assert all(f["status"] == "missing" for f in files)
-    assert files[0]["used_by"] == ["Inception for FID/KID (fid, kid)"]
+    assert files[0]["used_by"] == ["Inception for FID/KID (torch-fidelity) (fid, kid)"]
     # the same files the preflight of this run checks
     cfg = RunDir.open(trained["run_dir"]).load_config()
     assert METHODS.get(TRAINED).multimodal_for(cfg.method.config) is None

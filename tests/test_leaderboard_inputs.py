@@ -32,7 +32,7 @@ def test_corrupt_files_are_reported_and_skipped(tmp_path, caplog):
     # Every good record is still there (3 spade + 2 pix2pixhd + 2 ccfpse + 1 ade20k).
     assert len(records) == 8 and all(r.source not in (broken, not_object) for r in records)
     written = build_leaderboard(paths["runs"], None, tmp_path / "out", "md")
-    assert "| spade † | spade-synthetic | random | 3 |" in written["md"].read_text()
+    assert "| spade † | spade-synthetic | random | 3 seeds |" in written["md"].read_text()
 
 
 def test_partial_records_warn_naming_file_and_key(tmp_path):
