@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats
 from PIL import Image
 
 from _cli_helpers import call_main
@@ -100,8 +101,12 @@ def test_report_cells_budgets_commands_and_embedded_images(tmp_path):
     assert len(page.tables) == 2                        # protocols A and B of cityscapes
     a = page.tables[0]
     # reproduced rows by display name, each cell as the tables show it
-    assert a["SPADE"]["fid"] == "60.30 ± 0.92"          # mean/std of 60.1, 61.3, 59.5
-    assert a["SPADE"]["miou"] == "55.25 ± 1.15"
+    # mean ± std of the three training seeds, then the Student-t 95% interval of the mean
+    fid = [60.1, 61.3, 59.5]
+    lo, hi = scipy.stats.t.interval(0.95, len(fid) - 1, loc=np.mean(fid),
+                                    scale=np.std(fid, ddof=1) / np.sqrt(len(fid)))
+    assert a["SPADE"]["fid"] == f"60.30 ± 0.92 [{lo:.2f}, {hi:.2f}]"
+    assert a["SPADE"]["miou"].startswith("55.25 ± 1.15 [")
     assert a["SPADE"]["kid"].startswith("13.00 ± 0.71")  # 2 of 3 runs: a footnote letter
     assert "mean over the 2 of 3 runs that have this metric" in out.read_text()
     assert "8 steps, batch 4, 64 px, preset spade-synthetic" in a["SPADE"]["_first"]
