@@ -30,7 +30,8 @@ def timing_from(result: dict):
     from bench.measure import Timing
     fields = ("median_s", "min_s", "max_s", "repeats", "warmup", "peak_memory_mib",
               "peak_memory_kind", "memory_before_mib")
-    return Timing(*(result.pop(f) for f in fields))
+    return Timing(*(result.pop(f) for f in fields),
+                  cpu_median_s=result.pop("cpu_median_s", float("nan")))
 
 
 if __name__ == "__main__":

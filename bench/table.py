@@ -11,6 +11,14 @@ from bench.cli import RESULTS
 RATIO_KEYS = ("ratio_vs_torch_fidelity", "speedup_vs_cold", "speedup_vs_baseline",
               "peak_memory_vs_baseline", "peak_memory_vs_plain", "time_vs_plain",
               "speedup_vs_torch_fidelity", "fraction_of_bf16_peak")
+# Any other derived number a case adds (ratios against official code, paired or CPU-time
+# ratios, memory-budget extrapolations) is shown too, after the known ones.
+DERIVED_MARKERS = ("ratio", "_vs_", "speedup", "images_in_budget", "per_image_mib")
+
+
+def derived_keys(r: dict) -> list[str]:
+    extra = sorted(k for k in r if k not in RATIO_KEYS and any(m in k for m in DERIVED_MARKERS))
+    return [k for k in (*RATIO_KEYS, *extra) if r.get(k) is not None]
 
 
 def latest(path: Path) -> list[dict]:
@@ -24,13 +32,15 @@ def latest(path: Path) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| case | variant | parameters | median s (min-max) | peak MiB (kind) | images/s | ratios | commit, date |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = ["| case | variant | parameters | median s (min-max) | CPU s | peak MiB (kind) | images/s | ratios | commit, date |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         params = ", ".join(f"{k}={v}" for k, v in r["parameters"].items())
-        ratios = ", ".join(f"{k}={r[k]}" for k in RATIO_KEYS if r.get(k) is not None)
+        ratios = ", ".join(f"{k}={r[k]}" for k in derived_keys(r))
+        cpu = r.get("cpu_median_s")
+        cpu = f"{cpu:.3g}" if isinstance(cpu, (int, float)) and cpu == cpu else ""
         out.append(f"| {r['case']}{' (quick)' if r['quick'] else ''} | {r['variant']} | {params} | "
-                   f"{r['median_s']:.3g} ({r['min_s']:.3g}-{r['max_s']:.3g}) | "
+                   f"{r['median_s']:.3g} ({r['min_s']:.3g}-{r['max_s']:.3g}) | {cpu} | "
                    f"{r['peak_memory_mib']:.0f} ({r['peak_memory_kind']}) | "
                    f"{r.get('images_per_s', '')} | {ratios} | "
                    f"{(r['git_commit'] or '?')[:8]}, {r['date'][:16]} |")
