@@ -300,7 +300,11 @@ def inputs(size, label_nc: int):
 
 def _generator_outputs(method: str, official: OfficialSide, harness, data: dict, batch,
                        seed: int = 1):
-    """Both generators in eval mode on the same semantic map (and the same z with the VAE)."""
+    """Both generators in training mode (batch statistics, as in a step; the evaluation-mode
+    output of freshly initialised wide CC-FPSE generators overflows to NaN on both sides, since
+    the BatchNorm running statistics are still 0 / 1) on the same semantic map and, with the VAE,
+    the same z. The spectral-norm power iteration and BatchNorm running statistics advance on
+    both sides alike."""
     import torch
     seg_o = official.semantics(data)
     seg_h = harness.semantics(batch.label, batch.edge, batch.instance) if method == "ccfpse" \
@@ -310,12 +314,10 @@ def _generator_outputs(method: str, official: OfficialSide, harness, data: dict,
         z = torch.randn(1, harness.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
     outs = []
     for net, seg in ((official.model.netG, seg_o), (harness.nets["G"], seg_h)):
-        saved = [(m, m.training) for m in net.modules()]
-        net.eval()
         with torch.no_grad():
             outs.append(net(seg, z=z) if z is not None else net(seg))
-        for m, flag in saved:
-            m.training = flag
+    if not all(bool(torch.isfinite(o).all()) for o in outs):
+        raise RuntimeError(f"{method}: a generator output is not finite; cannot compare")
     return float((seg_o - seg_h).abs().max()), outs[0], outs[1]
 
 
