@@ -71,7 +71,8 @@ def run(ctx):
                                          checkpoint_dir=tmp, **common)
         load_end = _loadavg()
         harness_t = timing_from(c)
-        official_t = Timing(*(c.pop("official")[f] for f in (
+        official_d = c.pop("official")
+        official_t = Timing(*(official_d[f] for f in (
             "median_s", "min_s", "max_s", "repeats", "warmup", "peak_memory_mib",
             "peak_memory_kind", "memory_before_mib")))
         sep = {side: timing_from(dict(r)) for side, r in mem.items()}
