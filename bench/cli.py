@@ -37,6 +37,7 @@ CASES = {
     "train_runner": "train_runner",
     "quickstart": "quickstart",
     "gpu_levers": "gpu_levers",
+    "official_step": "official_step",
 }
 
 
