@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,10 @@ from harness.core.paths import cache_root
 CHECKPOINT_FORMAT = "harness-trained-segmenter"
 RECIPE_VERSION = 1          # bump when training changes, so cached models are not reused
 CHECKPOINT_NAME = "model.pt"
+# Steps timed (after the first, which pays one-off costs) before the log states an estimate.
+ESTIMATE_AFTER_STEPS = 5
+
+LOG = logging.getLogger("harness")
 RECORD_NAME = "record.json"
 
 # Fixed input normalisation of the trained segmenter: RGB / 255, then (x - 0.5) / 0.25.
@@ -285,8 +290,11 @@ def _fit(model: TrainedSegmenter, train_ds, recipe: TrainRecipe, device: torch.d
                                                 pct_start=recipe.warmup_fraction)
     losses = []
     batches = _batches(train_ds, recipe, generator)
+    timer = _Estimate(recipe.steps, train_ds.name)
+    # leave=True: the finished bar (steps, time, rate) stays on stderr as the trace of a
+    # first-use training that may take minutes.
     with tqdm(total=recipe.steps, desc=f"[segmenter] train on {train_ds.name}", unit="step",
-              disable=not progress, leave=False) as bar:
+              disable=not progress, leave=True) as bar:
         for _ in range(recipe.steps):
             batch = next(batches)
             # The quantised uint8 picture predict() will see, jittered in [0, 1].
@@ -302,10 +310,46 @@ def _fit(model: TrainedSegmenter, train_ds, recipe: TrainRecipe, device: torch.d
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
+            timer.step()
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     model.eval()                     # stays on the training device for scoring
     return losses
+
+
+class _Estimate:
+    """Logs once how long the training will take, from the time of steps 2..1+N (the first step
+    pays one-off costs: allocator, thread pools, the first image decodes)."""
+
+    def __init__(self, steps: int, dataset: str) -> None:
+        self.steps, self.dataset, self.done = steps, dataset, 0
+        self.start: float | None = None
+
+    def step(self) -> None:
+        self.done += 1
+        if self.done == 1:
+            self.start = time.perf_counter()
+        elif self.done == 1 + ESTIMATE_AFTER_STEPS and self.steps > self.done:
+            per_step = (time.perf_counter() - self.start) / ESTIMATE_AFTER_STEPS
+            LOG.info("segmenter for %s: %.2f s/step, about %s for the remaining %d steps",
+                     self.dataset, per_step, _duration(per_step * (self.steps - self.done)),
+                     self.steps - self.done)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _announce(train_ds, val_ds, recipe: TrainRecipe, device, folder: Path) -> None:
+    """One line before a first-use training: what is trained, on what, the budget, the cache."""
+    first = train_ds[0]["image"]
+    LOG.info("training the harness segmenter for %s (first use; cached afterwards): %s, %d "
+             "steps x batch %d on %d train images at %dx%d (the dataset's training transforms), "
+             "scored on %d real val images, device %s; cache: %s. Typically 15 s to a few "
+             "minutes on a CPU (a time estimate follows after %d steps); a checkpoint of your "
+             "own: --segmenter-weights FILE", train_ds.name, recipe.arch, recipe.steps,
+             recipe.batch_size, len(train_ds), first.shape[-2], first.shape[-1], len(val_ds),
+             device, folder, ESTIMATE_AFTER_STEPS + 1)
 
 
 @torch.no_grad()
@@ -379,6 +423,7 @@ def train_segmenter(dataset_name: str, dataset_options: Mapping[str, Any] | Any 
             with torch.random.fork_rng(devices=[]):  # seeded initial weights, caller's RNG kept
                 torch.manual_seed(recipe.seed)
                 model = _new_model(train_ds, recipe)
+            _announce(train_ds, val_ds, recipe, device, folder)
             start = time.perf_counter()
             losses = _fit(model, train_ds, recipe, torch.device(device), progress)
             train_s = time.perf_counter() - start
@@ -394,6 +439,9 @@ def train_segmenter(dataset_name: str, dataset_options: Mapping[str, Any] | Any 
                                    "mean_loss_last_10": float(np.mean(losses[-10:]))},
                       "environment": environment()}
             atomic_write_json(record_path, record)
+            LOG.info("segmenter for %s trained in %s: mIoU %.1f %%, pixel accuracy %.1f %% on "
+                     "the real val images; cached in %s", dataset_name, _duration(train_s),
+                     score["miou"], score["accuracy"], folder)
     if out_path is not None:
         out = Path(out_path).expanduser()
         atomic_torch_save(out, torch.load(ckpt_path, map_location="cpu", weights_only=True))
