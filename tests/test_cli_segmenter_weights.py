@@ -166,3 +166,38 @@ def test_run_then_evaluate_with_another_file_recomputes(work):
     assert code == 2 and "nope.pt: file does not exist" in err
     assert recorded() == second
     assert not trained_anything(work)
+
+
+def test_first_use_training_announces_itself_and_shows_progress(tmp_path, monkeypatch, caplog,
+                                                                 capfd):
+    import logging
+    from types import SimpleNamespace
+
+    from evaluators.evaluate import _build_options
+    from evaluators.segmenters import SEGMENTERS
+    from harness.cli import build_parser
+    from harness.cli.common import show_progress
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    with caplog.at_level(logging.INFO, logger="harness"):
+        result = train_segmenter("synthetic", OPTIONS, steps=8, batch_size=2, progress=True)
+    lines = [r.getMessage() for r in caplog.records]
+    announce = [m for m in lines if m.startswith("training the harness segmenter for synthetic")]
+    assert len(announce) == 1
+    assert "8 steps x batch 2 on 4 train images at 16x16" in announce[0]
+    assert str(result.directory) in announce[0] and "--segmenter-weights" in announce[0]
+    assert any("s/step, about" in m and "remaining 2 steps" in m for m in lines)
+    assert any(m.startswith("segmenter for synthetic trained in") for m in lines)
+    bar = capfd.readouterr().err                     # tqdm on stderr, with its rate and ETA
+    assert "[segmenter] train on synthetic" in bar and "8/8" in bar and "step" in bar
+    # A cache hit trains nothing and announces nothing.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="harness"):
+        assert train_segmenter("synthetic", OPTIONS, steps=8, batch_size=2).cached
+    assert not any("training the harness segmenter" in r.getMessage() for r in caplog.records)
+    # `evaluate` / `run` show progress unless --quiet, and hand it to the segmenter's build.
+    for argv in (["evaluate", "--run", "x"], ["run", "--method", "spade"]):
+        assert show_progress(build_parser().parse_args(argv))
+        assert not show_progress(build_parser().parse_args([*argv, "--quiet"]))
+    run = SimpleNamespace(dataset=build_dataset("synthetic", OPTIONS, "val"), progress=True)
+    assert _build_options(SEGMENTERS.get("synthetic-unet"), run)["progress"] is True
