@@ -195,6 +195,15 @@ def test_first_use_training_announces_itself_and_shows_progress(tmp_path, monkey
     with caplog.at_level(logging.INFO, logger="harness"):
         assert train_segmenter("synthetic", OPTIONS, steps=8, batch_size=2).cached
     assert not any("training the harness segmenter" in r.getMessage() for r in caplog.records)
+    # An estimate above LONG_TRAINING_S is a warning that says how to avoid the wait.
+    import evaluators.segmenters.trained as trained
+    monkeypatch.setattr(trained, "LONG_TRAINING_S", 0.0)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="harness"):
+        train_segmenter("synthetic", OPTIONS, steps=8, batch_size=2, seed=3, progress=False)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "train-segmenter" in warned[0]
+    assert "--segmenter-weights" in warned[0] and "dataset.crop_size" in warned[0]
     # `evaluate` / `run` show progress unless --quiet, and hand it to the segmenter's build.
     for argv in (["evaluate", "--run", "x"], ["run", "--method", "spade"]):
         assert show_progress(build_parser().parse_args(argv))

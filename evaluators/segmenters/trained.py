@@ -39,6 +39,7 @@ from harness.core.paths import cache_root
 CHECKPOINT_FORMAT = "harness-trained-segmenter"
 RECIPE_VERSION = 1          # bump when training changes, so cached models are not reused
 CHECKPOINT_NAME = "model.pt"
+RECORD_NAME = "record.json"
 # Steps timed (after the first, which pays one-off costs) before the log states an estimate.
 ESTIMATE_AFTER_STEPS = 5
 
@@ -53,7 +54,6 @@ LONG_TRAINING_HINT = (
     "images); docs/segmenters.md")
 
 LOG = logging.getLogger("harness")
-RECORD_NAME = "record.json"
 
 # Fixed input normalisation of the trained segmenter: RGB / 255, then (x - 0.5) / 0.25.
 INPUT_MEAN, INPUT_STD = 0.5, 0.25
@@ -361,9 +361,8 @@ def _announce(train_ds, val_ds, recipe: TrainRecipe, device, folder: Path) -> No
     first = train_ds[0]["image"]
     LOG.info("training the harness segmenter for %s (first use; cached afterwards): %s, %d "
              "steps x batch %d on %d train images at %dx%d (the dataset's training transforms), "
-             "scored on %d real val images, device %s; cache: %s. Typically 15 s to a few "
-             "minutes on a CPU (a time estimate follows after %d steps); a checkpoint of your "
-             "own: --segmenter-weights FILE", train_ds.name, recipe.arch, recipe.steps,
+             "scored on %d real val images, device %s; cache: %s. A time estimate follows "
+             "after %d steps; a checkpoint of your own instead: --segmenter-weights FILE", train_ds.name, recipe.arch, recipe.steps,
              recipe.batch_size, len(train_ds), first.shape[-2], first.shape[-1], len(val_ds),
              device, folder, ESTIMATE_AFTER_STEPS + 1)
 
