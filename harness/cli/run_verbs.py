@@ -24,6 +24,8 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
                 --set dataset.root=/data/cityscapes --set train.batch_size=4
             python -m harness run --method all --dataset synthetic --seeds 0,1,2 \\
                 --allow-missing-weights
+            python -m harness run --method spade --dataset folder --set dataset.root=/data/mine \\
+                --segmenter-weights seg/mine.pt     # from `train-segmenter --out seg/mine.pt`
             """)
     config_args(p)
     run_dir_args(p)
@@ -42,6 +44,7 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
                         "segmenter) is missing; that metric is recorded as skipped. Without it "
                         "the preflight stops the run (exit 2) before anything is built")
     strict_arg(p)
+    segmenter_weights_arg(p)
     data_identity_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -54,6 +57,16 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
     run_dir_args(p)
     data_identity_args(p)
     p.set_defaults(func=cmd_train)
+
+
+def segmenter_weights_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--segmenter-weights", metavar="FILE",
+                   help="score mIoU / accuracy with this checkpoint of the protocol's segmenter "
+                        "instead of its default (e.g. one written by `python -m harness "
+                        "train-segmenter --dataset D --out FILE`, or the paper segmenter's file). "
+                        "Checked before anything runs; the record names it by sha256 and, unless "
+                        "it is the published file, its rows get their own table "
+                        "(docs/segmenters.md#your-own-segmenter)")
 
 
 def _methods_of(text: str | None) -> list[str | None]:
@@ -89,6 +102,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     # every config (one per method and training seed) is validated before training
     cfgs = configs_per_seed(args, methods, load_cfg)
     hdist.init(cfgs[0].train.device)
+    seg_weights = getattr(args, "segmenter_weights", None)
+    if seg_weights is not None:
+        from harness.stages.pipeline import check_run_segmenter_weights
+        from harness.stages.common import resolve_protocol
+        for cfg in cfgs:  # the file fits every run's protocol and data, before any training
+            check_run_segmenter_weights(
+                cfg, resolve_protocol(args.protocol or cfg.eval.protocol, cfg.dataset.name),
+                seg_weights)
     _preflight_runs(cfgs, args)  # every weight file of every run, before any training
     summaries, failed = [], []
     for cfg in cfgs:
@@ -99,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                protocol=args.protocol, run_id=args.run_id, fresh=args.fresh,
                                progress=show_progress(args), leaderboard=True, preflight=False,
                                allow_data_change=args.allow_data_change,
-                               wait=not args.no_wait)
+                               wait=not args.no_wait, segmenter_weights=seg_weights)
         except Exception as exc:
             # With several methods one failure (a diverged training, a missing file) must not
             # cost the others: report it, go on, exit non-zero at the end.

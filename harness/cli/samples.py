@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from harness.cli.run_verbs import segmenter_weights_arg
 from harness.cli.common import (data_identity_args, emit_json, no_wait_arg, open_run,
                                 show_progress, skipped_status, strict_arg)
 
@@ -36,6 +37,8 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
             python -m harness evaluate --run runs/synthetic/spade/spade-synthetic-0123456789
             python -m harness evaluate --images out/pngs --dataset cityscapes --split val \\
                 --label official-spade --set dataset.root=/data/cityscapes
+            python -m harness evaluate --run runs/folder/spade/spade-folder-0123456789 \\
+                --segmenter-weights seg/mine.pt   # from `train-segmenter --out seg/mine.pt`
             """)
     p.add_argument("--run", help="run directory (its samples are generated first if missing)")
     p.add_argument("--images", help="a folder of images named <key>.png (or .jpg)")
@@ -64,6 +67,7 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--no-leaderboard", action="store_true",
                    help="do not refresh results/leaderboard.* (and keep no external row)")
     strict_arg(p)
+    segmenter_weights_arg(p)
     data_identity_args(p)
     no_wait_arg(p)
     p.set_defaults(func=cmd_evaluate)
@@ -111,6 +115,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             cfg.eval.skip = sorted(set(cfg.eval.skip) | set(args.skip))
         protocol = resolve_protocol(args.protocol or cfg.eval.protocol, cfg.dataset.name)
         device = resolve_device(args.device if args.device != "auto" else cfg.train.device)
+        if args.segmenter_weights is not None:  # a bad file stops before any generation
+            from harness.stages.pipeline import check_run_segmenter_weights
+            check_run_segmenter_weights(cfg, protocol, args.segmenter_weights)
         from harness.runlock import run_lock
         with run_lock(rd.path, wait=not args.no_wait):  # the whole evaluation: docs/reliability.md
             generate_stage(rd, cfg, protocol, inference=args.inference,
@@ -119,7 +126,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             record = evaluate_stage(rd, cfg, protocol, inference=args.inference,
                                     batch_size=args.batch_size, device=device,
                                     progress=show_progress(args), force=args.force,
-                                    allow_data_change=args.allow_data_change)
+                                    allow_data_change=args.allow_data_change,
+                                    segmenter_weights=args.segmenter_weights)
         out = rd.metrics_file
     else:
         if not args.dataset:
@@ -133,7 +141,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             Path(args.images), args.dataset, split=args.split, protocol=args.protocol,
             out=args.out, label=args.label, config_files=args.config, overrides=overrides,
             skip=args.skip, batch_size=args.batch_size or 8, device=resolve_device(args.device),
-            progress=show_progress(args))
+            progress=show_progress(args), segmenter_weights=args.segmenter_weights)
     if hdist.info().is_main and not args.no_leaderboard:
         from harness.report.refresh import after_evaluate
         after_evaluate(record, run_dir=Path(args.run) if args.run else None,

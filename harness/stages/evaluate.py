@@ -30,14 +30,19 @@ def retry_metrics(record: Mapping[str, Any]) -> list[str]:
 def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
                    inference: str | None = None, batch_size: int | None = None,
                    device: Any = None, progress: bool = True, force: bool = False,
-                   allow_data_change: bool = False) -> dict:
+                   allow_data_change: bool = False,
+                   segmenter_weights: str | Path | None = None) -> dict:
     """Evaluate the generated set of every seed, combine the seeds, record into metrics.json.
 
     Skipped when metrics.json already holds this protocol/inference for the same samples (whose
-    origin includes the input data's fingerprint); samples of other input data are refused."""
+    origin includes the input data's fingerprint) scored by the same segmenter file
+    (``segmenter_weights``: :mod:`harness.stages.segmenter_weights`); samples of other input data
+    are refused."""
     from harness.core.records import read_metrics, write_record
     from harness.data_identity import check_split
     from harness.generate import load_manifest
+    from harness.stages.segmenter_weights import (check_segmenter_weights, describe_change,
+                                                  same_segmenter)
 
     inference = inference or cfg.eval.inference
     out = rd.samples_dir(protocol.id, inference)
@@ -47,6 +52,7 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
                        f"(`python -m harness generate --run {rd.path}`)")
     dataset = build_dataset(cfg.dataset, protocol.split, train=False, seed=cfg.train.seed)
     inputs = check_split(rd, dataset, allow_change=allow_data_change)
+    seg_file = check_segmenter_weights(segmenter_weights, protocol, dataset)
     made_from = (manifest.get("origin") or {}).get("inputs")
     if made_from != inputs["fingerprint"]:
         raise RunError(f"{out} was generated from other {protocol.split!r} data (fingerprint "
@@ -57,11 +63,14 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
     existing = read_metrics(rd.metrics_file)["evaluations"].get(key)
     if hdist.broadcast_object(bool(not force and existing and
                                    existing.get("samples_origin") == manifest.get("origin") and
+                                   same_segmenter(existing, seg_file) and
                                    not retry_metrics(existing))):
         LOG.info("evaluate: %s already in %s (skipped)", key, rd.metrics_file)
         if hdist.info().is_main:
             report_per_class(rd.metrics_file, existing)
         return existing
+    if existing and not force and not same_segmenter(existing, seg_file):
+        LOG.info("evaluate: computing %s again: %s", key, describe_change(existing, seg_file))
     if existing and retry_metrics(existing) and not force:
         LOG.info("evaluate: retrying %s (skipped before: %s)", key,
                  ", ".join(retry_metrics(existing)))
@@ -79,7 +88,8 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
             manifest, out, dataset, protocol, skip=cfg.eval.skip,
             device=device if device is not None else resolve_device(cfg.train.device),
             batch_size=batch_size or cfg.eval.batch_size, progress=progress,
-            method=cfg.method.name, variant=cfg.name, run_id=rd.run_id, inference=inference)
+            method=cfg.method.name, variant=cfg.name, run_id=rd.run_id, inference=inference,
+            segmenter_weights=seg_file)
     except BaseException as exc:
         if d.is_main:
             rd.set_stage(stage, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
@@ -106,10 +116,13 @@ def evaluate_stage(rd: RunDir, cfg: ExperimentConfig, protocol: Any, *,
 
 def evaluate_manifest(manifest: Mapping[str, Any], out: Path, dataset: Any, protocol: Any, *,
                       skip: Sequence[str] = (), device: Any = None, batch_size: int = 8,
-                      progress: bool = True, **meta: Any) -> dict:
-    """One record per generated seed (diversity with the first), combined over the seeds."""
+                      progress: bool = True, segmenter_weights: Any = None, **meta: Any) -> dict:
+    """One record per generated seed (diversity with the first), combined over the seeds.
+
+    ``segmenter_weights``: a checked :class:`harness.stages.segmenter_weights.SegmenterFile`."""
     from evaluators.evaluate import evaluate_images
     from harness.core.records import combine_seeds
+    from harness.stages.segmenter_weights import mark_record
     from harness.generate import manifest_classwise, manifest_diversity, manifest_images
 
     d = hdist.info()
@@ -125,12 +138,12 @@ def evaluate_manifest(manifest: Mapping[str, Any], out: Path, dataset: Any, prot
             classwise=classwise if i == 0 else None,
             multimodal=multimodal if i == 0 else False, device=device or "cpu",
             batch_size=batch_size, skip=tuple(skip), dist=d, seed=int(seed), progress=progress,
-            **meta))
+            weights=segmenter_weights.weights() if segmenter_weights else None, **meta))
     combined = combine_seeds(records)
     # Diversity is measured once (from its own samples), not per seed.
     for name in ("lpips_diversity", "mcsd", "mocd"):
         combined["metrics"][name] = records[0]["metrics"][name]
-    return combined
+    return mark_record(combined, segmenter_weights)
 
 
 def metric_values(record: Mapping[str, Any]) -> dict:
@@ -151,10 +164,13 @@ def evaluate_folder(images: Path, dataset: str, *, split: str | None = None,
                     protocol: str | None = None, out: str | Path | None = None,
                     label: str | None = None, config_files: Sequence[str | Path] = (),
                     overrides: Sequence[str] = (), skip: Sequence[str] = (), batch_size: int = 8,
-                    device: Any = "cpu", progress: bool = True) -> tuple[dict, Path]:
-    """Score a bare folder of images named after the split's keys; record into ``out``."""
+                    device: Any = "cpu", progress: bool = True,
+                    segmenter_weights: str | Path | None = None) -> tuple[dict, Path]:
+    """Score a bare folder of images named after the split's keys; record into ``out``
+    (``segmenter_weights``: :mod:`harness.stages.segmenter_weights`)."""
     from evaluators.evaluate import evaluate_images
     from harness.core.records import write_record
+    from harness.stages.segmenter_weights import check_segmenter_weights, mark_record
 
     images = Path(images)
     if not images.is_dir():
@@ -165,10 +181,13 @@ def evaluate_folder(images: Path, dataset: str, *, split: str | None = None,
         raise ConfigError(f"--split {split}: protocol {proto.name!r} scores split "
                           f"{proto.split!r}; pass a protocol for split {split!r} with --protocol")
     ds = build_dataset(spec, proto.split, train=False)
+    seg_file = check_segmenter_weights(segmenter_weights, proto, ds)
     name = label or images.resolve().name
     record = evaluate_images(images, ds, proto, multimodal=None, device=device,
                              batch_size=batch_size, skip=tuple(skip), dist=hdist.info(),
-                             method=name, variant=name, inference=None, progress=progress)
+                             method=name, variant=name, inference=None, progress=progress,
+                             weights=seg_file.weights() if seg_file else None)
+    mark_record(record, seg_file)
     record.update({"config_hash": None, "variant_hash": None, "train_seed": None,
                    "images_dir": str(images.resolve())})
     target = Path(out) if out is not None else images

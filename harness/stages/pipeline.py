@@ -40,16 +40,20 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
                    run_id: str | None = None, fresh: bool = False, progress: bool = True,
                    leaderboard: bool = True, allow_missing_weights: bool = False,
                    preflight: bool = True, allow_data_change: bool = False,
-                   wait: bool = True) -> RunSummary:
+                   wait: bool = True, segmenter_weights: str | Path | None = None) -> RunSummary:
     """train -> generate -> evaluate -> record -> leaderboard for one configuration.
 
     ``preflight``: first check every weight file and the protocol's fit to the dataset
     (:mod:`harness.preflight`; False when the caller has checked already). The run directory is
     locked from preparation to the record (``wait=False``: fail at once with
-    :class:`harness.runlock.RunLocked` when another process holds it)."""
+    :class:`harness.runlock.RunLocked` when another process holds it). ``segmenter_weights``:
+    the protocol's segmenter from this file (checked before training;
+    :mod:`harness.stages.segmenter_weights`)."""
     from harness.runlock import claimed_run
 
     proto = resolve_protocol(protocol or cfg.eval.protocol, cfg.dataset.name)
+    if segmenter_weights is not None:
+        check_run_segmenter_weights(cfg, proto, segmenter_weights)
     if preflight:
         from harness.preflight import preflight as _preflight, training_finished
         _preflight([(cfg, proto, not training_finished(cfg, runs_dir, run_id, fresh))],
@@ -69,7 +73,8 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
         seconds["generate"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
         record = evaluate_stage(rd, cfg, proto, progress=progress,
-                                allow_data_change=allow_data_change)
+                                allow_data_change=allow_data_change,
+                                segmenter_weights=segmenter_weights)
         seconds["evaluate"] = round(time.perf_counter() - t, 3)
     if leaderboard and results_dir is not None and hdist.info().is_main:
         t = time.perf_counter()
@@ -78,3 +83,12 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
     return RunSummary(str(rd.path), rd.run_id, cfg.method.name, cfg.dataset.name, proto.id,
                       cfg.eval.inference, metrics=metric_values(record), seconds=seconds,
                       skipped=unrequested_skips(record), train_seed=cfg.train.seed)
+
+
+def check_run_segmenter_weights(cfg: ExperimentConfig, protocol, path: str | Path) -> None:
+    """``--segmenter-weights`` checked against the run's evaluation split, before any training."""
+    from harness.stages.common import build_dataset
+    from harness.stages.segmenter_weights import check_segmenter_weights
+
+    dataset = build_dataset(cfg.dataset, protocol.split, train=False, seed=cfg.train.seed)
+    check_segmenter_weights(path, protocol, dataset)
