@@ -210,24 +210,3 @@ def test_first_use_training_announces_itself_and_shows_progress(tmp_path, monkey
         assert not show_progress(build_parser().parse_args([*argv, "--quiet"]))
     run = SimpleNamespace(dataset=build_dataset("synthetic", OPTIONS, "val"), progress=True)
     assert _build_options(SEGMENTERS.get("synthetic-unet"), run)["progress"] is True
-
-
-def test_training_uses_one_thread_while_the_cpu_is_busy(monkeypatch):
-    import os
-
-    from evaluators.segmenters.trained import _threads_for_a_busy_machine
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    cpu = torch.device("cpu")
-    try:
-        # The machine's load is an input of the choice: set it for the test.
-        monkeypatch.setattr(os, "getloadavg", lambda: (2.0 * (os.cpu_count() or 1), 0.0, 0.0))
-        with _threads_for_a_busy_machine(cpu):
-            assert torch.get_num_threads() == 1
-        assert torch.get_num_threads() == 2
-        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-        with _threads_for_a_busy_machine(cpu):
-            assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)

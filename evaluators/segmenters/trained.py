@@ -50,8 +50,8 @@ LONG_TRAINING_HINT = (
     ". It is trained once per dataset and recipe (then read from the cache). To avoid the wait: "
     "train it ahead of time with `python -m harness train-segmenter` (e.g. --set "
     "segmenter.steps=100) and pass that file with --segmenter-weights; or train at the "
-    "resolution of your images (e.g. --set dataset.load_size=64 --set dataset.crop_size=64 for "
-    "64x64 images; the time grows with the crop's pixels); docs/segmenters.md")
+    "resolution of your images (--set dataset.load_size=64 --set dataset.crop_size=64 for 64x64 "
+    "images); docs/segmenters.md")
 
 LOG = logging.getLogger("harness")
 
@@ -303,41 +303,6 @@ def _fit(model: TrainedSegmenter, train_ds, recipe: TrainRecipe, device: torch.d
     losses = []
     batches = _batches(train_ds, recipe, generator)
     timer = _Estimate(recipe.steps, train_ds.name)
-    with _threads_for_a_busy_machine(device):
-        _steps(net, opt, sched, batches, table, weights, train_ds, recipe, generator, device,
-               progress, timer, losses)
-    net.to(memory_format=torch.contiguous_format)
-    model.eval()                     # stays on the training device for scoring
-    return losses
-
-
-@contextlib.contextmanager
-def _threads_for_a_busy_machine(device: torch.device) -> Iterator[None]:
-    """One intra-op thread while the CPU is already fully loaded (1-minute load average >= the
-    core count): OpenMP threads that wait for each other on an oversubscribed CPU made the
-    synthetic default 4-16x slower than one thread (docs/segmenters.md). The same maths; only
-    the float summation order differs."""
-    import os
-    before = torch.get_num_threads()
-    try:
-        busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
-    except OSError:             # pragma: no cover - no load average on this platform
-        busy = False
-    if device.type != "cpu" or before == 1 or not busy:
-        yield
-        return
-    LOG.info("segmenter training on 1 thread instead of %d: the CPU is busy (load average "
-             "%.1f on %d cores)", before, os.getloadavg()[0], os.cpu_count() or 1)
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _steps(net, opt, sched, batches, table, weights, train_ds, recipe: TrainRecipe,
-           generator: torch.Generator, device: torch.device, progress: bool, timer: "_Estimate",
-           losses: list[float]) -> None:
     # leave=True: the finished bar (steps, time, rate) stays on stderr as the trace of a
     # first-use training that may take minutes.
     with tqdm(total=recipe.steps, desc=f"[segmenter] train on {train_ds.name}", unit="step",
@@ -361,6 +326,9 @@ def _steps(net, opt, sched, batches, table, weights, train_ds, recipe: TrainReci
             timer.step()
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+    net.to(memory_format=torch.contiguous_format)
+    model.eval()                     # stays on the training device for scoring
+    return losses
 
 
 class _Estimate:
