@@ -51,7 +51,7 @@ LONG_TRAINING_HINT = (
     "train it ahead of time with `python -m harness train-segmenter` (e.g. --set "
     "segmenter.steps=100) and pass that file with --segmenter-weights; or train at the "
     "resolution of your images (--set dataset.load_size=64 --set dataset.crop_size=64 for 64x64 "
-    "images); docs/segmenters.md")
+    "images); on an oversubscribed CPU, OMP_NUM_THREADS=1; docs/segmenters.md")
 
 LOG = logging.getLogger("harness")
 
