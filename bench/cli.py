@@ -34,6 +34,7 @@ CASES = {
     "train_step": "train_step",
     "ccfpse_levers": "ccfpse_levers",
     "ccfpse_checkpoint": "ccfpse_checkpoint",
+    "ccfpse_heads": "ccfpse_heads",
     "train_runner": "train_runner",
     "quickstart": "quickstart",
     "gpu_levers": "gpu_levers",

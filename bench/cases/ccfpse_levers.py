@@ -1,13 +1,14 @@
 """ccfpse_levers: CPU levers on the CC-FPSE training step (128x128, ngf = ndf = 32, batch 1; --quick
 64x64, ngf = ndf = 8), each variant in a fresh process on the same weights and batch:
 baseline (torch's default Adam: for-loop on CPU), foreach Adam, fused Adam, channels_last
-(networks and batch), activation checkpointing. Frozen networks already get no gradient in each
+(networks and batch), activation checkpointing, batched weight-prediction heads. Frozen networks already get no gradient in each
 phase (methods.base.frozen_except sets requires_grad=False on the networks a phase does not
 train), so that lever is the baseline. The GPU levers (bf16, torch.compile) are the gpu_levers
 case (--device cuda)."""
 from __future__ import annotations
 
-DESCRIPTION = "CC-FPSE step levers on CPU: foreach/fused Adam, channels_last, checkpointing"
+DESCRIPTION = ("CC-FPSE step levers on CPU: foreach/fused Adam, channels_last, checkpointing, "
+               "batched heads")
 DEVICES = ("cpu",)
 DEFAULT = True
 VARIANTS = {
@@ -16,6 +17,9 @@ VARIANTS = {
     "adam_fused": {"optimizer": "fused"},
     "channels_last": {"channels_last": True},
     "checkpoint_activations": {"overrides": {"checkpoint_activations": True}},
+    # one first convolution for the four weight-prediction heads (and the SPADE shortcut's MLP);
+    # the in-process interleaved comparison is the ccfpse_heads case
+    "batched_heads": {"overrides": {"batched_heads": True}},
 }
 
 

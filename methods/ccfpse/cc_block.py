@@ -26,6 +26,15 @@ instead of stored (torch.utils.checkpoint, non-reentrant). Only BatchNorm-free, 
 segments are checkpointed (the heads are plain conv/ReLU/conv, the conditional convolution has no
 state), so recomputation cannot update running statistics or power iterations twice: the
 gradients equal the plain path's (tests/test_ccfpse_checkpointing.py).
+
+Speed (``batched_heads``): the heads' first convolutions (and the SPADE shortcut's shared MLP
+conv, which reads the same ``cond``) run as one convolution with their weights concatenated at
+forward time (:mod:`methods.ccfpse.batched_heads`); the shortcut's gamma and beta convs, which
+read the same hidden map, likewise. No parameter or state-dict key changes. With checkpointing
+on, each checkpointed segment batches its own two heads (the kernels head and the attention head
+it uses), so the segments stay BatchNorm- and spectral-norm-free and nothing is stored twice.
+Outputs and gradients equal the separate heads' up to float summation order
+(tests/test_ccfpse_batched_heads.py).
 """
 from __future__ import annotations
 
@@ -36,6 +45,7 @@ from torch.utils.checkpoint import checkpoint
 
 from methods.blocks.normalization import SPADE
 from methods.blocks.spectral import spectral
+from methods.ccfpse import batched_heads as bh
 from methods.ccfpse.conditional_conv import ConditionalDepthwiseConv
 
 
@@ -50,9 +60,11 @@ def predictor(cond_nc: int, out_nc: int, hidden: int = 128, *, sigmoid: bool = F
 
 class ConditionalConvBlock(nn.Module):
     def __init__(self, fin: int, fout: int, cond_nc: int, *, hidden: int = 128,
-                 implementation: str = "lean", checkpoint_activations: bool = False) -> None:
+                 implementation: str = "lean", checkpoint_activations: bool = False,
+                 batched_heads: bool = False) -> None:
         super().__init__()
         self.checkpoint_activations = checkpoint_activations
+        self.batched_heads = batched_heads
         if fout > fin:
             # The second kernels head predicts fout*9 kernels for fmiddle channels.
             raise ValueError(f"a conditional-convolution block needs fout <= fin, got {fin}->{fout}")
@@ -76,25 +88,71 @@ class ConditionalConvBlock(nn.Module):
             self.conv_s = spectral(nn.Conv2d(fin, fout, kernel_size=1, bias=False))
             self.norm_s = SPADE(fin, cond_nc, norm="batch", nhidden=hidden)
 
+        if batched_heads:
+            bh.check_predictors(self._predictors())
+            if self.learned_shortcut:
+                bh.check_batchable([self.norm_s.mlp_gamma, self.norm_s.mlp_beta])
+
+    def _predictors(self) -> list[nn.Sequential]:
+        """Every Conv -> ReLU head that reads ``cond``, in a fixed order."""
+        heads = [self.gen_weights1, self.gen_se_weights1, self.gen_weights2, self.gen_se_weights2]
+        return heads + ([self.norm_s.mlp_shared] if self.learned_shortcut else [])
+
+    def _heads(self, heads: list[nn.Sequential], cond: torch.Tensor) -> list[torch.Tensor]:
+        if self.batched_heads:
+            return bh.predictor_outputs(heads, cond)
+        return [head(cond) for head in heads]
+
     def _cond_conv_0(self, xn: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Predicted depthwise conv, 1x1 conv and attention of the first half (no BN inside)."""
-        dx = self.conv_0(xn, self.gen_weights1(cond))
-        return self.conv_1(dx) * self.gen_se_weights1(cond)
+        kernels, attention = self._heads([self.gen_weights1, self.gen_se_weights1], cond)
+        return self._half_0(xn, kernels, attention)
 
     def _cond_conv_2(self, xn: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        dx = self.conv_2(xn, self.gen_weights2(cond))
-        return self.conv_3(dx) * self.gen_se_weights2(cond)
+        kernels, attention = self._heads([self.gen_weights2, self.gen_se_weights2], cond)
+        return self._half_2(xn, kernels, attention)
+
+    def _half_0(self, xn: torch.Tensor, kernels: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        return self.conv_1(self.conv_0(xn, kernels)) * attention
+
+    def _half_2(self, xn: torch.Tensor, kernels: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        return self.conv_3(self.conv_2(xn, kernels)) * attention
 
     def _segment(self, fn, xn: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        if self.checkpoint_activations and torch.is_grad_enabled() and (
-                xn.requires_grad or cond.requires_grad or self.training):
+        if self._checkpointing(xn, cond):
             return checkpoint(fn, xn, cond, use_reentrant=False)
         return fn(xn, cond)
 
+    def _checkpointing(self, x: torch.Tensor, cond: torch.Tensor) -> bool:
+        return self.checkpoint_activations and torch.is_grad_enabled() and (
+            x.requires_grad or cond.requires_grad or self.training)
+
+    def _shortcut(self, x: torch.Tensor, actv: torch.Tensor) -> torch.Tensor:
+        """SPADE(x, cond) -> SN 1x1 conv, from the shared MLP's output ``actv`` (the SPADE
+        formula of methods.blocks.normalization, with gamma and beta as one convolution)."""
+        norm = self.norm_s
+        gamma, beta = bh.conv_outputs([norm.mlp_gamma, norm.mlp_beta], actv)
+        return self.conv_s(norm.param_free_norm(x) * (1 + gamma) + beta)
+
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         cond = F.interpolate(cond, size=x.shape[2:], mode="nearest")
-        x_s = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
+        if self.batched_heads and not (self.checkpoint_activations and torch.is_grad_enabled()):
+            return self._forward_batched(x, cond)
+        if not self.learned_shortcut:
+            x_s = x
+        elif self.batched_heads:
+            x_s = self._shortcut(x, self.norm_s.mlp_shared(cond))
+        else:
+            x_s = self.conv_s(self.norm_s(x, cond))
 
         dx = F.leaky_relu(self._segment(self._cond_conv_0, self.norm_1(x), cond), 0.2)
         dx = F.leaky_relu(self._segment(self._cond_conv_2, self.norm_2(dx), cond), 0.2)
+        return x_s + dx
+
+    def _forward_batched(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """All heads reading ``cond`` as one first convolution; the same maths as forward."""
+        outs = bh.predictor_outputs(self._predictors(), cond)
+        x_s = self._shortcut(x, outs[4]) if self.learned_shortcut else x
+        dx = F.leaky_relu(self._half_0(self.norm_1(x), outs[0], outs[1]), 0.2)
+        dx = F.leaky_relu(self._half_2(self.norm_2(dx), outs[2], outs[3]), 0.2)
         return x_s + dx

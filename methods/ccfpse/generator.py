@@ -43,7 +43,7 @@ class CondConvGenerator(nn.Module):
     def __init__(self, semantic_nc: int, image_size: tuple[int, int], *, ngf: int = 64,
                  z_dim: int = 256, use_vae: bool = True, num_upsampling_layers: str = "normal",
                  hidden: int = 128, conditional_conv: str = "lean",
-                 checkpoint_activations: bool = False) -> None:
+                 checkpoint_activations: bool = False, batched_heads: bool = False) -> None:
         super().__init__()
         nf = ngf
         self.use_vae, self.z_dim, self.ngf = use_vae, z_dim, ngf
@@ -62,7 +62,8 @@ class CondConvGenerator(nn.Module):
         for name, fin, fout in zip(BLOCKS, channels[:-1], channels[1:]):
             self.add_module(name, ConditionalConvBlock(fin, fout, cond_nc, hidden=hidden,
                                                        implementation=conditional_conv,
-                                                       checkpoint_activations=checkpoint_activations))
+                                                       checkpoint_activations=checkpoint_activations,
+                                                       batched_heads=batched_heads))
         self.conv_img = nn.Conv2d(nf, 3, 3, padding=1)
 
     def upsample_before(self, name: str) -> bool:

@@ -69,6 +69,10 @@ class CCFPSEConfig:
     # backward instead of storing them (same gradients, less memory, ~1/3 more generator compute;
     # bench: python -m bench ccfpse_checkpoint). A runtime choice, not hashed.
     checkpoint_activations: bool = runtime(False)
+    # Run the weight-prediction heads' first convolutions (all reading the same layout map) as
+    # one convolution; same parameters and state dict, same maths up to float summation order.
+    # A runtime choice, not hashed (bench: python -m bench ccfpse_levers).
+    batched_heads: bool = runtime(False)
 
     def __post_init__(self) -> None:
         for name in ("ngf", "ndf", "z_dim", "hidden", "encoder_input_size"):
@@ -108,7 +112,8 @@ def build_networks(cfg: CCFPSEConfig, info: DatasetInfo) -> nn.ModuleDict:
         "G": CondConvGenerator(s, tuple(info.image_size), ngf=cfg.ngf, z_dim=cfg.z_dim,
                                use_vae=cfg.use_vae, num_upsampling_layers=cfg.num_upsampling_layers,
                                hidden=cfg.hidden, conditional_conv=cfg.conditional_conv,
-                               checkpoint_activations=cfg.checkpoint_activations),
+                               checkpoint_activations=cfg.checkpoint_activations,
+                               batched_heads=cfg.batched_heads),
         "D": FPSEDiscriminator(s, cfg.ndf),
     })
     if cfg.use_vae:
