@@ -59,8 +59,10 @@ class Consumer:
         """Called once after the last chunk (flush what is still buffered)."""
 
 
-def chunk_size(batch_size: int, size_hw: Sequence[int], budget: int = CHUNK_BYTES) -> int:
-    """Images per chunk: a whole number of batches, about ``budget`` bytes of uint8 RGB."""
+def chunk_size(batch_size: int, size_hw: Sequence[int], budget: int | None = None) -> int:
+    """Images per chunk: a whole number of batches, about ``budget`` (default
+    :data:`CHUNK_BYTES`) bytes of uint8 RGB."""
+    budget = CHUNK_BYTES if budget is None else int(budget)
     batch_size = max(1, int(batch_size))
     per_image = 3 * int(size_hw[0]) * int(size_hw[1])
     return max(1, budget // (per_image * batch_size)) * batch_size
