@@ -10,7 +10,7 @@ from bench.cli import RESULTS
 
 RATIO_KEYS = ("ratio_vs_torch_fidelity", "speedup_vs_cold", "speedup_vs_baseline",
               "peak_memory_vs_baseline", "peak_memory_vs_plain", "time_vs_plain",
-              "speedup_vs_torch_fidelity", "fraction_of_bf16_peak")
+              "speedup_vs_torch_fidelity", "fraction_of_bf16_peak", "speedup_vs_before")
 
 
 def latest(path: Path) -> list[dict]:

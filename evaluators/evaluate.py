@@ -206,8 +206,8 @@ def _fid_kid(run: _Run) -> _Stage:
     entry = run.cached(path)
     real_rows = None
     if entry is None:
-        real_rows = image_pass.FeatureRows("Inception (real, cached afterwards)", image_pass.REAL,
-                                 inception)
+        real_rows = image_pass.FeatureRows("Inception (real, cached afterwards)",
+                                           image_pass.REAL, inception)
     return _Stage([gen_rows, real_rows],
                   lambda: _fid_kid_result(run, out, want, resolved, gen_rows, real_rows, entry,
                                           path))
