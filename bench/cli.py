@@ -31,6 +31,7 @@ CASES = {
     "fid_bootstrap": "fid_bootstrap",
     "fid_extract": "fid_extract",
     "evaluate_cache": "evaluate_cache",
+    "evaluate_one_pass": "evaluate_one_pass",
     "train_step": "train_step",
     "ccfpse_levers": "ccfpse_levers",
     "ccfpse_checkpoint": "ccfpse_checkpoint",

@@ -10,21 +10,21 @@ rank returns (only rank 0 should write them).
 from __future__ import annotations
 
 import inspect
-import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from evaluators import bootstrap as boot
+from evaluators import image_pass
 from evaluators import reference_cache as cache
 from evaluators.diversity import backbone_spec, build_lpips, lpips_diversity, pairwise_mean
-from evaluators.feature_spaces import FEATURE_METRICS, feature_space_metrics
-from evaluators.fid import (ImageFilesDataset, RealImagesDataset, bootstrap_fid,
-                            build_extractor, extract_features, fid_value, kid_value, read_uint8)
+from evaluators.feature_spaces import FEATURE_METRICS, feature_stage
+from evaluators.fid import (bootstrap_fid, build_extractor, extract_features, fid_value,
+                            kid_value, read_uint8)
 from evaluators.pairing import (PairingError, check_mapping, check_sizes, lossy_files,
                                 pair_images)
 from evaluators.protocol import Protocol, load_protocol
@@ -35,7 +35,7 @@ from harness.core.records import (METRICS, SCHEMA, combine_seeds, finite_or_skip
                                   write_record)
 from evaluators.segmentation import ground_truth, per_image_confusions, segmenter_input
 from evaluators.segmentation_scores import scores
-from evaluators.sharding import broadcast, gather_rows, gather_values, shard_indices
+from evaluators.sharding import broadcast, gather_values, shard_indices
 from harness.core.weights import WeightsUnavailable, resolve
 from harness.core.dist import DistInfo
 
@@ -163,23 +163,25 @@ class _Run:
         return entry if self.is_main else {}
 
 
-def _features(run: _Run, images: Dataset, extractor, desc: str) -> torch.Tensor:
-    """This rank's share of ``images`` through the extractor, gathered in dataset order."""
-    n = len(images)
-    idx = shard_indices(n, run.dist)
-    if run.progress:
-        tqdm.write(f"[eval] Inception features: {desc} ({n} images)", file=sys.stderr)
-    rows = extract_features(Subset(images, idx), extractor, batch_size=run.batch_size,
-                            device=run.device, progress=run.progress)
-    return gather_rows(idx, rows, n, run.dist)
+class _Stage:
+    """One metric group's part in the shared image pass (evaluators/image_pass.py):
+    ``consumers`` read the decoded images, then ``result()`` gives the group's metrics."""
+
+    def __init__(self, consumers=(), result: Callable[[], dict] | None = None,
+                 done: dict | None = None) -> None:
+        self.consumers = [c for c in consumers if c is not None]
+        self._result = result if result is not None else (lambda: dict(done or {}))
+
+    def result(self) -> dict:
+        return self._result()
 
 
-def _fid_kid(run: _Run) -> dict[str, dict]:
+def _fid_kid(run: _Run) -> _Stage:
     fs = run.protocol.fid
     out: dict[str, dict] = {}
     if not fs.enabled:
-        return {"fid": not_applicable("the protocol disables FID/KID"),
-                "kid": not_applicable("the protocol disables FID/KID")}
+        return _Stage(done={"fid": not_applicable("the protocol disables FID/KID"),
+                            "kid": not_applicable("the protocol disables FID/KID")})
     want = {"fid": "fid" not in run.skips, "kid": fs.kid and "kid" not in run.skips}
     for name in ("fid", "kid"):
         if name == "kid" and not fs.kid:
@@ -187,27 +189,39 @@ def _fid_kid(run: _Run) -> dict[str, dict]:
         elif not want[name]:
             out[name] = skipped("skipped on request")
     if not any(want.values()):
-        return out
+        return _Stage(done=out)
     spec = inception_spec(fs.flavour)   # torch-fidelity's or pytorch-fid's Inception file
     try:
         resolved = resolve(spec, run.weights.get(spec.key))
     except WeightsUnavailable as exc:
-        return {**out, **{n: skipped(str(exc)) for n, w in want.items() if w}}
+        return _Stage(done={**out, **{n: skipped(str(exc)) for n, w in want.items() if w}})
     run.weights_used[resolved.spec.key] = resolved.record()
     extractor = build_extractor(resolved.path, run.device, flavour=fs.flavour)
 
-    gen = _features(run, ImageFilesDataset(run.paths), extractor, "generated images")
+    def inception(images: Dataset) -> torch.Tensor:
+        return extract_features(images, extractor, batch_size=run.batch_size,
+                                device=run.device, progress=False)
+    gen_rows = image_pass.FeatureRows("Inception (generated)", image_pass.GENERATED, inception)
     path = run.ref_dir / f"fid-real-{cache.weights_tag([resolved.sha256])}.pt"
     entry = run.cached(path)
+    real_rows = None
+    if entry is None:
+        real_rows = image_pass.FeatureRows("Inception (real, cached afterwards)",
+                                           image_pass.REAL, inception)
+    return _Stage([gen_rows, real_rows],
+                  lambda: _fid_kid_result(run, out, want, resolved, gen_rows, real_rows, entry,
+                                          path))
+
+
+def _fid_kid_result(run: _Run, out, want, resolved, gen_rows, real_rows, entry, path) -> dict:
+    fs = run.protocol.fid
+    gen = gen_rows.gathered(run)
     if entry is not None:
         real = entry.get("features")
     else:
-        real_set = RealImagesDataset(run.dataset, run.records, run.protocol.resolution_hw,
-                                     run.protocol.fid.resize_filter)
-        real = _features(run, real_set, extractor, "real images (cached afterwards)")
+        real = real_rows.gathered(run)
         if run.is_main:
             cache.save(path, run.keys, features=real, weights_sha256=resolved.sha256)
-    del extractor
     if not run.is_main:
         return out
     n = gen.shape[0]
@@ -259,12 +273,46 @@ def _build_options(entry, run: _Run) -> dict:
     return kwargs
 
 
-def _segmentation(run: _Run) -> dict[str, dict]:
+class _Confusions(image_pass.Consumer):
+    """Per-image sparse confusion matrices of the segmenter on one image set (GENERATED or
+    REAL) against the ground truth, this rank's share; batches as one loop over the set would
+    (image_pass.StreamBatches), so the predictions equal a single ``per_image_confusions``."""
+
+    def __init__(self, name: str, source: str, model, run: _Run, space) -> None:
+        self.name, self.source = name, source
+        self.needs = frozenset({source, image_pass.LABELS})
+        self.model, self.run, self.space = model, run, space
+        self.batches = image_pass.StreamBatches(run.batch_size)
+        self.indices: list[int] = []
+        self.values: list = []
+
+    def _predict(self, items: list) -> None:
+        if items:
+            self.values.extend(per_image_confusions(
+                self.model, items, num_classes=self.space.num_classes,
+                ignore_index=self.space.ignore_index, batch_size=self.run.batch_size))
+
+    def feed(self, chunk: "image_pass.Chunk") -> None:
+        images = getattr(chunk, self.source)
+        self.indices.extend(chunk.indices)
+        self._predict(self.batches.push(
+            (segmenter_input(image, tuple(gt.shape), self.run.protocol), gt)
+            for image, gt in zip(images, chunk.labels)))
+
+    def finish(self) -> None:
+        self._predict(self.batches.flush())
+
+    def gathered(self) -> boot.SparseConfusions:
+        every = gather_values(self.indices, self.values, len(self.run.keys), self.run.dist)
+        return boot.sparse_from_cells(every, self.space.num_classes)
+
+
+def _segmentation(run: _Run) -> _Stage:
     seg = run.protocol.segmentation
     gen_names, real_names = ("miou", "accuracy"), ("real_miou", "real_accuracy")
     if seg.segmenter is None:
-        return {n: not_applicable("the protocol has no segmenter")
-                for n in (*gen_names, *real_names)}
+        return _Stage(done={n: not_applicable("the protocol has no segmenter")
+                            for n in (*gen_names, *real_names)})
     out: dict[str, dict] = {}
     want_gen = not set(gen_names) <= run.skips
     want_real = seg.real_images and not set(real_names) <= run.skips
@@ -274,7 +322,7 @@ def _segmentation(run: _Run) -> dict[str, dict]:
         elif n in run.skips:
             out[n] = skipped("skipped on request")
     if not (want_gen or want_real):
-        return out
+        return _Stage(done=out)
 
     from evaluators.segmenters import SEGMENTERS
     entry = SEGMENTERS.get(seg.segmenter)
@@ -288,29 +336,16 @@ def _segmentation(run: _Run) -> dict[str, dict]:
         model = entry.build(weights=run.weights.get(entry.name), device=run.device,
                             **_build_options(entry, run))
     except WeightsUnavailable as exc:
-        return {**out, **{n: skipped(str(exc)) for n in wanted if n not in out}}
+        return _Stage(done={**out, **{n: skipped(str(exc)) for n in wanted if n not in out}})
     if getattr(model, "label_space", space.name) != space.name:
         raise EvaluationError(f"segmenter {entry.name} predicts label space "
                               f"{model.label_space!r}, the dataset scores {space.name!r}")
     for w in getattr(model, "resolved_weights", []):
         run.weights_used[w.spec.key] = w.record()
 
-    def confusion(get: Callable[[int], torch.Tensor], desc: str) -> boot.SparseConfusions:
-        """Per-image confusion matrices (sparse) of every evaluated image, in key order."""
-        idx = shard_indices(len(run.keys), run.dist)
-        bar = tqdm(total=len(idx), desc=f"[eval] {entry.name}: {desc}", unit="img",
-                   disable=not run.progress, leave=False)
-
-        def items():
-            for i in idx:
-                gt = ground_truth(run.dataset, run.records[i], run.protocol)
-                yield segmenter_input(get(i), tuple(gt.shape), run.protocol), gt
-        with bar:
-            mine = per_image_confusions(model, items(), num_classes=space.num_classes,
-                                        ignore_index=space.ignore_index,
-                                        batch_size=run.batch_size, progress=bar.update)
-        every = gather_values(idx, mine, len(run.keys), run.dist)
-        return boot.sparse_from_cells(every, space.num_classes)
+    def confusion(source: str, desc: str) -> "_Confusions":
+        """Per-image confusion matrices (sparse) of one image set, fed by the shared pass."""
+        return _Confusions(f"{entry.name} ({desc})", source, model, run, space)
 
     def scored(conf: boot.SparseConfusions, prefix: str) -> dict:
         s = scores(conf.total(), seg.absent_classes, space.class_names,
@@ -326,29 +361,42 @@ def _segmentation(run: _Run) -> dict[str, dict]:
                        for name in ("miou", "accuracy")}
         return s
 
-    results: dict[str, dict] = {}
-    if want_gen:
-        gen_conf = confusion(run.generated_image, "generated images")
-        if run.is_main:
-            results["gen"] = scored(gen_conf, "gen")
+    gen_conf = confusion(image_pass.GENERATED, "generated") if want_gen else None
+    real_conf, real_hit, real_path = None, None, None
     if want_real:
         shas = [w.sha256 for w in getattr(model, "resolved_weights", [])]
         tag = cache.weights_tag(shas) if shas else cache.module_tag(model)
         # "-per-image": the entry holds the per-image matrices (older, summed-only entries are
         # not read: recomputed once)
-        path = run.ref_dir / f"seg-real-{entry.name}-{tag}-per-image.pt"
-        hit = run.cached(path)
-        if hit is not None:
-            conf = boot.SparseConfusions.from_arrays(
-                {k: v.numpy() for k, v in hit["per_image"].items()}, "c") if run.is_main else None
-        else:
-            conf = confusion(run.real_image, "real images (cached afterwards)")
+        real_path = run.ref_dir / f"seg-real-{entry.name}-{tag}-per-image.pt"
+        real_hit = run.cached(real_path)
+        if real_hit is None:
+            real_conf = confusion(image_pass.REAL, "real, cached afterwards")
+
+    def result() -> dict:
+        results: dict[str, dict] = {}
+        if want_gen:
+            conf = gen_conf.gathered()
             if run.is_main:
-                cache.save(path, run.keys, confusion=conf.total(), per_image={
-                    k: torch.from_numpy(v) for k, v in conf.arrays("c").items()})
-        if run.is_main:
-            results["real"] = scored(conf, "real")
-    del model
+                results["gen"] = scored(conf, "gen")
+        if want_real:
+            if real_hit is not None:
+                conf = boot.SparseConfusions.from_arrays(
+                    {k: v.numpy() for k, v in real_hit["per_image"].items()}, "c") \
+                    if run.is_main else None
+            else:
+                conf = real_conf.gathered()
+                if run.is_main:
+                    cache.save(real_path, run.keys, confusion=conf.total(), per_image={
+                        k: torch.from_numpy(v) for k, v in conf.arrays("c").items()})
+            if run.is_main:
+                results["real"] = scored(conf, "real")
+        return _segmentation_result(run, out, results, gen_names, real_names)
+    return _Stage([gen_conf, real_conf], result)
+
+
+def _segmentation_result(run: _Run, out: dict, results: dict, gen_names, real_names) -> dict:
+    seg = run.protocol.segmentation
     for prefix, names in (("gen", gen_names), ("real", real_names)):
         if prefix not in results:
             continue
@@ -521,11 +569,18 @@ def evaluate_images(images: str | Path | Mapping[str, str | Path], dataset,
 
     content = run.content_fingerprint
     metrics: dict[str, Any] = {}
-    metrics.update(_fid_kid(run))
-    metrics.update(_segmentation(run))
+    # One pass over the evaluated images (evaluators/image_pass.py): each generated / real image
+    # and label map is decoded once and fed to Inception, the segmenter and every feature
+    # extractor (opt-in: protocol.features, feature_spaces.py) that needs it.
+    fid_kid, segmentation = _fid_kid(run), _segmentation(run)
+    features, features_result = feature_stage(run)
+    image_pass.run_pass(run, [*fid_kid.consumers, *segmentation.consumers, *features],
+                        label=lambda i: ground_truth(run.dataset, run.records[i], protocol))
+    metrics.update(fid_kid.result())
+    metrics.update(segmentation.result())
     metrics["lpips_diversity"] = _diversity(run, diversity, multimodal)
     metrics.update(_classwise(run, classwise))
-    metrics.update(feature_space_metrics(run))  # opt-in: protocol.features (feature_spaces.py)
+    metrics.update(features_result())
     record = None
     if run.is_main:
         from harness.core.env import environment

@@ -24,10 +24,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from harness.core.weights import VGG16_IMAGENET, WeightSpec, WeightsUnavailable, resolve
 
@@ -184,27 +184,52 @@ def extract(images: Dataset, extractor: torch.nn.Module, layer: str, *, batch_si
     cuda = device.type == "cuda"
     with torch.cuda.device(device) if cuda else nullcontext():
         out = get_featuresdict_from_dataset(images, extractor, batch_size, cuda,
-                                            save_cpu_ram=not cuda, verbose=progress)
+                                            save_cpu_ram=not cuda or _in_memory(images),
+                                            verbose=progress)
     return out[layer].cpu()
+
+
+def _in_memory(images: Dataset) -> bool:
+    # decoded images (evaluators/image_pass.py) need no DataLoader worker processes
+    return bool(getattr(images, "in_memory", False))
 
 
 # --- the evaluation step ---------------------------------------------------------------------
 def feature_space_metrics(run) -> dict[str, dict]:
-    """The requested feature-space metrics of one evaluation (``run``: evaluate._Run)."""
-    from harness.core.records import ok, skipped
+    """The requested feature-space metrics of one evaluation (``run``: evaluate._Run), with a
+    pass of their own over the images (evaluate_images shares one pass: :func:`feature_stage`)."""
+    from evaluators import image_pass
+    consumers, result = feature_stage(run)
+    image_pass.run_pass(run, consumers)
+    return result()
+
+
+def feature_stage(run) -> tuple[list, Callable[[], dict[str, dict]]]:
+    """(consumers of the shared image pass, the metrics once it has run): one consumer per
+    extractor and image set (the real set only when not in the reference cache)."""
     fs = run.protocol.features
     if not fs.metrics:
-        return {}
+        return [], dict
+    from harness.core.records import skipped
     wanted = {m: e for m, e in metric_extractors(fs).items() if m not in run.skips}
     out: dict[str, dict] = {m: skipped("skipped on request")
                             for m in fs.metrics if m not in wanted}
-    feats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    passes: dict[str, _ExtractorPass] = {}
     for extractor_id in dict.fromkeys(wanted.values()):
         users = [m for m, e in wanted.items() if e == extractor_id]
         try:
-            feats[extractor_id] = features_for(run, extractor_id)
+            passes[extractor_id] = _ExtractorPass(run, extractor_id)
         except WeightsUnavailable as exc:
             out.update({m: skipped(str(exc)) for m in users})
+
+    def result() -> dict[str, dict]:
+        feats = {e: p.features() for e, p in passes.items()}
+        return _feature_metrics(run, fs, wanted, out, feats)
+    return [c for p in passes.values() for c in p.consumers], result
+
+
+def _feature_metrics(run, fs, wanted: dict, out: dict, feats: dict) -> dict[str, dict]:
+    from harness.core.records import ok, skipped
     if not run.is_main:
         return out
     from evaluators import feature_metrics as fm
@@ -240,38 +265,45 @@ def feature_space_metrics(run) -> dict[str, dict]:
 EXTRACTOR_PASSES: list[tuple[str, str]] = []
 
 
-def features_for(run, extractor_id: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(generated, real) features of one extractor; the real ones from the reference cache."""
-    from evaluators import reference_cache as cache
-    from evaluators.fid import ImageFilesDataset, RealImagesDataset
-    spec = weight_spec(extractor_id)
-    resolved = resolve(spec, run.weights.get(spec.key))
-    run.weights_used[spec.key] = resolved.record()
-    layer = LAYERS[extractor_id]
-    path = run.ref_dir / f"features-real-{extractor_id}-{cache.weights_tag([resolved.sha256])}.pt"
-    entry = run.cached(path)
-    extractor = build_feature_extractor(extractor_id, resolved.path, run.device)
-    gen = _pass(run, ImageFilesDataset(run.paths), extractor, layer, extractor_id, "generated")
-    if entry is not None:
-        real = entry.get("features")
-    else:
-        real_set = RealImagesDataset(run.dataset, run.records, run.protocol.resolution_hw,
-                                     run.protocol.fid.resize_filter)
-        real = _pass(run, real_set, extractor, layer, extractor_id, "real (cached afterwards)")
-        if run.is_main:
-            cache.save(path, run.keys, features=real, weights_sha256=resolved.sha256)
-    return gen, real
+class _ExtractorPass:
+    """One extractor's part of the shared pass: its weights resolved, the extractor built, the
+    real features read from the reference cache when there (else extracted and cached)."""
 
+    def __init__(self, run, extractor_id: str) -> None:
+        from evaluators import image_pass
+        from evaluators import reference_cache as cache
+        spec = weight_spec(extractor_id)
+        self.resolved = resolve(spec, run.weights.get(spec.key))
+        run.weights_used[spec.key] = self.resolved.record()
+        self.run, self.extractor_id, self.layer = run, extractor_id, LAYERS[extractor_id]
+        tag = cache.weights_tag([self.resolved.sha256])
+        self.path = run.ref_dir / f"features-real-{extractor_id}-{tag}.pt"
+        self.entry = run.cached(self.path)
+        self.extractor = build_feature_extractor(extractor_id, self.resolved.path, run.device)
+        self.gen = self._rows(image_pass.GENERATED, "generated")
+        self.real = (None if self.entry is not None
+                     else self._rows(image_pass.REAL, "real (cached afterwards)"))
+        self.consumers = [c for c in (self.gen, self.real) if c is not None]
 
-def _pass(run, images: Dataset, extractor, layer: str, extractor_id: str,
-          desc: str) -> torch.Tensor:
-    from evaluators.sharding import gather_rows, shard_indices
-    from tqdm import tqdm
-    EXTRACTOR_PASSES.append((extractor_id, desc))
-    n = len(images)
-    idx = shard_indices(n, run.dist)
-    if run.progress:
-        tqdm.write(f"[eval] {extractor_id} features: {desc} ({n} images)", file=sys.stderr)
-    rows = extract(Subset(images, idx), extractor, layer, batch_size=run.batch_size,
-                   device=run.device, progress=run.progress)
-    return gather_rows(idx, rows, n, run.dist)
+    def _rows(self, source: str, desc: str):
+        from evaluators import image_pass
+        EXTRACTOR_PASSES.append((self.extractor_id, desc))
+        run = self.run
+
+        def rows(images: Dataset) -> torch.Tensor:
+            return extract(images, self.extractor, self.layer, batch_size=run.batch_size,
+                           device=run.device, progress=False)
+        return image_pass.FeatureRows(f"{self.extractor_id} ({desc})", source, rows)
+
+    def features(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(generated, real) [N, D] features, every rank's rows in key order."""
+        from evaluators import reference_cache as cache
+        self.extractor = None   # the pass is over: free the network before the metrics
+        gen = self.gen.gathered(self.run)
+        if self.entry is not None:
+            return gen, self.entry.get("features")
+        real = self.real.gathered(self.run)
+        if self.run.is_main:
+            cache.save(self.path, self.run.keys, features=real,
+                       weights_sha256=self.resolved.sha256)
+        return gen, real

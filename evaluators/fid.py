@@ -96,8 +96,10 @@ def extract_features(images: Dataset, extractor, *, batch_size: int = 32,
     # torch-fidelity moves batches with .cuda(), i.e. to the current device.
     ctx = torch.cuda.device(device) if cuda else nullcontext()
     with ctx:
+        # already decoded images (evaluators/image_pass.py) need no DataLoader worker processes
+        in_memory = bool(getattr(images, "in_memory", False))
         out = get_featuresdict_from_dataset(images, extractor, batch_size, cuda,
-                                            save_cpu_ram=not cuda, verbose=progress)
+                                            save_cpu_ram=not cuda or in_memory, verbose=progress)
     return out[FEATURE_LAYER].cpu()
 
 
