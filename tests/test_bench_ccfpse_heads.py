@@ -4,10 +4,16 @@ second), each side's Timing has its own times, and time_vs_plain is per-repeat b
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from bench.cases import ccfpse_heads
-from bench.cli import CASES, Context, load
+# bench/ is a folder of the repository, not part of the installed package (tox installs the
+# package only): import it from the checkout, as `python -m bench` does from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.cases import ccfpse_heads  # noqa: E402
+from bench.cli import CASES, Context, load  # noqa: E402
 
 
 def test_sides_alternate_and_ratios_are_per_repeat():

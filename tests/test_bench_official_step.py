@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# bench/ is a folder of the repository, not part of the installed package (tox installs the
+# package only): import it from the checkout, as `python -m bench` does from the repository root.
+sys.path.insert(0, str(REPO))
 
 
 def _bench(*args, env_extra=None):
