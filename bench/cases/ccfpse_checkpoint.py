@@ -44,11 +44,12 @@ def run(ctx):
             if plain is None:
                 plain = t
             else:
-                extra = {"peak_memory_vs_plain": round(t.peak_memory_mib / plain.peak_memory_mib, 3),
-                         "step_delta_memory_vs_plain": round(
-                             (t.peak_memory_mib - t.memory_before_mib)
-                             / max(plain.peak_memory_mib - plain.memory_before_mib, 1e-9), 3),
-                         "time_vs_plain": round(t.median_s / plain.median_s, 3)}
+                extra |= {"peak_memory_vs_plain": round(t.peak_memory_mib / plain.peak_memory_mib, 3),
+                          "step_delta_memory_vs_plain": round(
+                              (t.peak_memory_mib - t.memory_before_mib)
+                              / max(plain.peak_memory_mib - plain.memory_before_mib, 1e-9), 3),
+                          "time_vs_plain": round(t.median_s / plain.median_s, 3),
+                          "cpu_time_vs_plain": round(t.cpu_median_s / plain.cpu_median_s, 3)}
             yield {"variant": "checkpointed" if on else "plain",
                    "parameters": {"size": list(size), "batch": batch, **overrides},
                    "timing": t, **r, **extra}
