@@ -3,7 +3,9 @@ real torch-fidelity architecture (seeded values: speed does not depend on the va
 download is needed; never use these weights for a reported FID)."""
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +50,27 @@ def seeded_inception(path: Path, seed: int = 0) -> Path:
                     m.bias.zero_()
     torch.save(net.state_dict(), path)
     return path
+
+
+ENV_KEYS = ("HARNESS_CACHE", "HARNESS_WEIGHTS_DIR", "HARNESS_ALLOW_UNVERIFIED_WEIGHTS",
+            "HARNESS_OFFLINE")
+
+
+@contextlib.contextmanager
+def offline_harness(tmp: Path):
+    """The harness offline with a fresh cache under ``tmp`` and a seeded Inception file as its
+    weights (timing only: the numbers are not FID of any real weights); the environment is
+    restored afterwards. Yields the reference-cache folder (empty it for a cold run)."""
+    from harness.core.weights import INCEPTION_V3_COMPAT
+    saved = {k: os.environ.get(k) for k in ENV_KEYS}
+    seeded_inception(tmp / "weights" / INCEPTION_V3_COMPAT.filename)
+    os.environ.update(HARNESS_CACHE=str(tmp / "cache"), HARNESS_WEIGHTS_DIR=str(tmp / "weights"),
+                      HARNESS_ALLOW_UNVERIFIED_WEIGHTS="1", HARNESS_OFFLINE="1")
+    try:
+        yield tmp / "cache" / "reference"
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -13,26 +13,18 @@ DEFAULT = True
 
 
 def run(ctx):
-    import os
     import shutil
     import tempfile
     from pathlib import Path
 
     import yaml
 
-    from bench.inputs import seeded_inception
+    from bench.inputs import offline_harness
     from bench.measure import measure
     n, size = (16, 32) if ctx.quick else (500, 32)
-    saved = {k: os.environ.get(k) for k in ("HARNESS_CACHE", "HARNESS_WEIGHTS_DIR",
-                                            "HARNESS_ALLOW_UNVERIFIED_WEIGHTS", "HARNESS_OFFLINE")}
     with tempfile.TemporaryDirectory(prefix="bench-evalcache-") as tmp:
         tmp = Path(tmp)
-        try:
-            from harness.core.weights import INCEPTION_V3_COMPAT
-            seeded_inception(tmp / "weights" / INCEPTION_V3_COMPAT.filename)
-            os.environ.update(HARNESS_CACHE=str(tmp / "cache"),
-                              HARNESS_WEIGHTS_DIR=str(tmp / "weights"),
-                              HARNESS_ALLOW_UNVERIFIED_WEIGHTS="1", HARNESS_OFFLINE="1")
+        with offline_harness(tmp) as ref:
             from evaluators.evaluate import evaluate_images
             from evaluators.protocol import load_protocol
             from harness.core.data.synthetic import SyntheticDataset, SyntheticOptions
@@ -52,7 +44,6 @@ def run(ctx):
             generated.mkdir()
             for r in dataset.records():
                 Image.fromarray(dataset.read_image(r)).save(generated / f"{r.key}.png")
-            ref = tmp / "cache" / "reference"
 
             def evaluate():
                 evaluate_images(generated, dataset, protocol, multimodal=False, device=ctx.device,
@@ -61,12 +52,6 @@ def run(ctx):
             cold = measure(evaluate, device=ctx.device, repeats=ctx.repeats, warmup=ctx.warmup,
                            before=lambda: shutil.rmtree(ref, ignore_errors=True))
             warm = measure(evaluate, device=ctx.device, repeats=ctx.repeats, warmup=ctx.warmup)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
     params = {"images": n, "size": size, "metrics": ["fid", "kid"], "batch_size": 50}
     yield {"variant": "cold", "parameters": params, "timing": cold}
     yield {"variant": "warm", "parameters": params, "timing": warm,

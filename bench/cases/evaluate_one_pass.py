@@ -70,65 +70,53 @@ def run(ctx):
     import yaml
 
     from bench.cases.fid_extract import _combine
-    from bench.inputs import seeded_inception
+    from bench.inputs import offline_harness
     from bench.measure import measure
     n, size, batch = (16, 64, 16) if ctx.quick else (64, 64, 16)
-    saved = {k: os.environ.get(k) for k in ("HARNESS_CACHE", "HARNESS_WEIGHTS_DIR",
-                                            "HARNESS_ALLOW_UNVERIFIED_WEIGHTS", "HARNESS_OFFLINE")}
     with tempfile.TemporaryDirectory(prefix="bench-onepass-") as tmp:
         tmp = Path(tmp)
-        try:
-            from harness.core.weights import INCEPTION_V3_COMPAT
-            seeded_inception(tmp / "weights" / INCEPTION_V3_COMPAT.filename)
-            os.environ.update(HARNESS_CACHE=str(tmp / "cache"),
-                              HARNESS_WEIGHTS_DIR=str(tmp / "weights"),
-                              HARNESS_ALLOW_UNVERIFIED_WEIGHTS="1", HARNESS_OFFLINE="1")
-            _register_segmenter()
-            before = _old_evaluate()
-            from evaluators.evaluate import evaluate_images
-            from evaluators.protocol import load_protocol
-            from harness.core.data.synthetic import SyntheticDataset, SyntheticOptions
-            dataset = SyntheticDataset(SyntheticOptions(root=str(tmp / "data"), num_train=2,
-                                                        num_val=n, size=size), "val")
-            proto = tmp / "bench.yaml"
-            proto.write_text(yaml.safe_dump({
-                "name": "bench-one-pass", "dataset": "synthetic", "split": "val",
-                "resolution": [size, size], "num_images": None, "seeds": [0],
-                "fid": {"bootstrap_resamples": 0, "kid_subsets": 10},
-                "segmentation": {"segmenter": SEGMENTER, "label_space": "synthetic",
-                                 "real_images": True},
-                "diversity": {"samples_per_map": 2, "maps": 1}}, sort_keys=False))
-            protocol = load_protocol(proto)
-            from PIL import Image
-            generated = tmp / "generated"
-            generated.mkdir()
-            for r in dataset.records():
-                Image.fromarray(dataset.read_image(r)[:, ::-1]).save(generated / f"{r.key}.png")
-            ref = tmp / "cache" / "reference"
-            out = {}
+        with offline_harness(tmp) as ref:
+            try:
+                _register_segmenter()
+                before = _old_evaluate()
+                from evaluators.evaluate import evaluate_images
+                from evaluators.protocol import load_protocol
+                from harness.core.data.synthetic import SyntheticDataset, SyntheticOptions
+                dataset = SyntheticDataset(SyntheticOptions(root=str(tmp / "data"), num_train=2,
+                                                            num_val=n, size=size), "val")
+                proto = tmp / "bench.yaml"
+                proto.write_text(yaml.safe_dump({
+                    "name": "bench-one-pass", "dataset": "synthetic", "split": "val",
+                    "resolution": [size, size], "num_images": None, "seeds": [0],
+                    "fid": {"bootstrap_resamples": 0, "kid_subsets": 10},
+                    "segmentation": {"segmenter": SEGMENTER, "label_space": "synthetic",
+                                     "real_images": True},
+                    "diversity": {"samples_per_map": 2, "maps": 1}}, sort_keys=False))
+                protocol = load_protocol(proto)
+                from PIL import Image
+                generated = tmp / "generated"
+                generated.mkdir()
+                for r in dataset.records():
+                    Image.fromarray(dataset.read_image(r)[:, ::-1]).save(generated / f"{r.key}.png")
+                out = {}
 
-            def side(fn, name):
-                def call():
-                    out[name] = fn(generated, dataset, protocol, multimodal=False,
-                                   device=ctx.device, batch_size=batch, seed=0, progress=False,
-                                   method="bench")["metrics"]
-                return call
-            old, new = side(before.evaluate_images, "before"), side(evaluate_images, "after")
-            clear = lambda: shutil.rmtree(ref, ignore_errors=True)  # noqa: E731
-            tb, ta = [], []
-            for _ in range(ctx.repeats):   # interleaved: load changes hit both sides alike
-                tb.append(measure(old, device=ctx.device, repeats=1,
-                                  warmup=0 if tb else ctx.warmup, before=clear))
-                ta.append(measure(new, device=ctx.device, repeats=1,
-                                  warmup=0 if ta else ctx.warmup, before=clear))
-        finally:
-            from evaluators.segmenters import SEGMENTERS
-            SEGMENTERS.reload()
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+                def side(fn, name):
+                    def call():
+                        out[name] = fn(generated, dataset, protocol, multimodal=False,
+                                       device=ctx.device, batch_size=batch, seed=0, progress=False,
+                                       method="bench")["metrics"]
+                    return call
+                old, new = side(before.evaluate_images, "before"), side(evaluate_images, "after")
+                clear = lambda: shutil.rmtree(ref, ignore_errors=True)  # noqa: E731
+                tb, ta = [], []
+                for _ in range(ctx.repeats):   # interleaved: load changes hit both sides alike
+                    tb.append(measure(old, device=ctx.device, repeats=1,
+                                      warmup=0 if tb else ctx.warmup, before=clear))
+                    ta.append(measure(new, device=ctx.device, repeats=1,
+                                      warmup=0 if ta else ctx.warmup, before=clear))
+            finally:
+                from evaluators.segmenters import SEGMENTERS
+                SEGMENTERS.reload()
     names = ("fid", "kid", "miou", "accuracy", "real_miou", "real_accuracy")
     equal = all(out["before"][m].get("value") == out["after"][m].get("value") for m in names)
     params = {"images": n, "size": size, "batch_size": batch, "before_commit": BEFORE[:12],
