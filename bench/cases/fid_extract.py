@@ -85,4 +85,5 @@ def _combine(timings):
     times = [t.median_s for t in timings]
     return Timing(statistics.median(times), min(times), max(times), len(times),
                   timings[0].warmup, max(t.peak_memory_mib for t in timings),
-                  timings[0].peak_memory_kind)
+                  timings[0].peak_memory_kind,
+                  cpu_median_s=statistics.median(t.cpu_median_s for t in timings))
