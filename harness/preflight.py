@@ -165,19 +165,29 @@ def preflight(items: Sequence[tuple[ExperimentConfig, Any | None, bool]], *,
                          training=training) for cfg, protocol, training in items]
         message = _error_message(reports)
         if message is None:
-            for r in reports:
-                by_reason: dict[str, list[str]] = {}
-                for metric, reason in r.will_skip.items():
-                    by_reason.setdefault(reason, []).append(metric)
-                for reason, metrics in by_reason.items():
-                    LOG.warning("preflight: %s: %s will be recorded as skipped: %s", r.label,
-                                ", ".join(metrics), reason)
-                for text in r.maybe_missing:
-                    LOG.warning("preflight: %s: %s", r.label, text)
+            for line in warning_lines(reports):
+                LOG.warning("%s", line)
     message = hdist.broadcast_object(message)
     if message is not None:
         raise PreflightError(message)
     return reports
+
+
+def warning_lines(reports: Sequence[PreflightReport]) -> list[str]:
+    """The preflight's warnings, each said once: the same warning for several configurations
+    (several training seeds of one method share a label) is one line naming each label once."""
+    labels_of: dict[str, list[str]] = {}
+    for r in reports:
+        by_reason: dict[str, list[str]] = {}
+        for metric, reason in r.will_skip.items():
+            by_reason.setdefault(reason, []).append(metric)
+        texts = [f"{', '.join(metrics)} will be recorded as skipped: {reason}"
+                 for reason, metrics in by_reason.items()] + list(r.maybe_missing)
+        for text in texts:
+            labels = labels_of.setdefault(text, [])
+            if r.label not in labels:
+                labels.append(r.label)
+    return [f"preflight: {', '.join(labels)}: {text}" for text, labels in labels_of.items()]
 
 
 def _error_message(reports: Sequence[PreflightReport]) -> str | None:

@@ -142,3 +142,17 @@ def test_declared_needs_of_methods_and_protocols():
     assert files(cityscapes, multimodal=False)["drn-d-105_ms_cityscapes.pth"] == \
         ("miou", "accuracy", "real_miou", "real_accuracy")
     assert "drn-d-105_ms_cityscapes.pth" not in files(cityscapes, skip=["segmentation"])
+
+
+def test_a_warning_shared_by_several_runs_is_said_once():
+    # three training seeds of one method and a second method, all without the Inception file
+    from harness.preflight import PreflightReport, warning_lines
+    reason = f"no {INCEPTION} (allowed by --allow-missing-weights)"
+    reports = [PreflightReport("spade-synthetic", will_skip={"fid": reason, "kid": reason})
+               for _ in range(3)]
+    reports.append(PreflightReport("ccfpse-synthetic", will_skip={"fid": reason, "kid": reason},
+                                   maybe_missing=[f"{VGG} if method.vgg_loss is switched on"]))
+    assert warning_lines(reports) == [
+        f"preflight: spade-synthetic, ccfpse-synthetic: fid, kid will be recorded as skipped: "
+        f"{reason}",
+        f"preflight: ccfpse-synthetic: {VGG} if method.vgg_loss is switched on"]
