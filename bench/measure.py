@@ -67,3 +67,13 @@ def measure(fn: Callable[[], object], *, device: str = "cpu", repeats: int = MIN
         cpu.append(time.process_time() - c0)
     return Timing(statistics.median(times), min(times), max(times), repeats, warmup,
                   memory.peak_mib(device), kind, before_mib, statistics.median(cpu))
+
+
+def combine(timings: list[Timing]) -> Timing:
+    """Single-repeat timings of one side of an interleaved comparison -> one Timing over all
+    its repeats (median / min / max of wall and CPU time, the largest peak)."""
+    times = [t.median_s for t in timings]
+    return Timing(statistics.median(times), min(times), max(times), len(times),
+                  timings[0].warmup, max(t.peak_memory_mib for t in timings),
+                  timings[0].peak_memory_kind,
+                  cpu_median_s=statistics.median(t.cpu_median_s for t in timings))

@@ -69,9 +69,8 @@ def run(ctx):
 
     import yaml
 
-    from bench.cases.fid_extract import _combine
     from bench.inputs import offline_harness
-    from bench.measure import measure
+    from bench.measure import combine, measure
     n, size, batch = (16, 64, 16) if ctx.quick else (64, 64, 16)
     with tempfile.TemporaryDirectory(prefix="bench-onepass-") as tmp:
         tmp = Path(tmp)
@@ -123,7 +122,7 @@ def run(ctx):
               "metrics": list(names), "segmenter": "rule (red // 26)", "cache": "cold",
               "torch_threads": __import__("torch").get_num_threads(),
               "load_average": [round(x, 2) for x in os.getloadavg()]}
-    b, a = _combine(tb), _combine(ta)
+    b, a = combine(tb), combine(ta)
     yield {"variant": "separate_loops (before)", "parameters": params, "timing": b}
     yield {"variant": "one_pass (after)", "parameters": params, "timing": a,
            "metrics_equal": bool(equal), "speedup_vs_before": round(b.median_s / a.median_s, 3)}

@@ -7,8 +7,9 @@ process, interleaved, on the same files and the same weight file. Ratio = direct
 Two ratios: ``ratio_vs_torch_fidelity`` (median direct time / median harness time) and
 ``ratio_paired_median`` (the median over repeats of direct_i / harness_i, each pair measured back
 to back). On a shared machine whose load drifts, the paired one is the steadier reading. Each call's process
-CPU time is recorded too (``cpu_s_median``; ``cpu_ratio_paired_median`` = median of direct_i /
-harness_i CPU seconds): CPU time counts the work done, not the time other jobs took the cores, so
+CPU time is recorded too (``cpu_median_s``, bench.measure; ``cpu_ratio_paired_median`` = median
+of direct_i / harness_i CPU seconds; records before 2026-12-06 04:20 UTC named it
+``cpu_s_median``): CPU time counts the work done, not the time other jobs took the cores, so
 it is the reading to trust when the machine is shared."""
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ DEFAULT = True
 def run(ctx):
     import statistics
     import tempfile
-    import time
     from pathlib import Path
 
     import torch
@@ -28,7 +28,7 @@ def run(ctx):
     from torch_fidelity.utils import extract_featuresdict_from_input_id
 
     from bench.inputs import image_folder, seeded_inception
-    from bench.measure import measure
+    from bench.measure import combine, measure
     from evaluators.fid import ImageFilesDataset, build_extractor, extract_features
 
     n, size, batch = (8, 64, 8) if ctx.quick else (64, 64, 32)
@@ -39,20 +39,15 @@ def run(ctx):
         extractor = build_extractor(weights, ctx.device)
         cuda = ctx.device == "cuda"
         out = {}
-        cpu: dict[str, list[float]] = {"harness": [], "direct": []}
 
         def harness():
-            t0 = time.process_time()
             out["harness"] = extract_features(ImageFilesDataset(paths), extractor,
                                               batch_size=batch, device=ctx.device)
-            cpu["harness"].append(time.process_time() - t0)
 
         def direct():
-            t0 = time.process_time()
             out["direct"] = extract_featuresdict_from_input_id(
                 1, extractor, input1=str(tmp / "images"), batch_size=batch, cuda=cuda,
                 save_cpu_ram=not cuda, verbose=False)["2048"].cpu()
-            cpu["direct"].append(time.process_time() - t0)
         # interleave the two sides so load changes on a shared machine hit both alike
         th, td = [], []
         for _ in range(ctx.repeats):
@@ -62,28 +57,14 @@ def run(ctx):
         params = {"images": n, "size": size, "batch_size": batch,
                   "torch_fidelity": torch_fidelity.__version__,
                   "weights": "seeded inception-v3-compat architecture"}
-        h, d = _combine(th), _combine(td)
-        ch, cd = cpu["harness"][ctx.warmup:], cpu["direct"][ctx.warmup:]   # measured calls only
+        h, d = combine(th), combine(td)
         yield {"variant": "torch_fidelity_direct", "parameters": params, "timing": d,
-               "images_per_s": round(n / d.median_s, 3),
-               "cpu_s_median": round(statistics.median(cd), 3)}
+               "images_per_s": round(n / d.median_s, 3)}
         yield {"variant": "harness", "parameters": params, "timing": h,
                "images_per_s": round(n / h.median_s, 3), "features_equal": bool(same),
                "ratio_vs_torch_fidelity": round(d.median_s / h.median_s, 3),
                "ratio_paired_median": round(statistics.median(
                    a.median_s / b.median_s for a, b in zip(td, th)), 3),
-               "cpu_s_median": round(statistics.median(ch), 3),
                "cpu_ratio_paired_median": round(statistics.median(
-                   a / b for a, b in zip(cd, ch)), 3)}
+                   a.cpu_median_s / b.cpu_median_s for a, b in zip(td, th)), 3)}
 
-
-def _combine(timings):
-    """Single-repeat timings (interleaved) -> one Timing over all repeats."""
-    import statistics
-
-    from bench.measure import Timing
-    times = [t.median_s for t in timings]
-    return Timing(statistics.median(times), min(times), max(times), len(times),
-                  timings[0].warmup, max(t.peak_memory_mib for t in timings),
-                  timings[0].peak_memory_kind,
-                  cpu_median_s=statistics.median(t.cpu_median_s for t in timings))

@@ -44,7 +44,8 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
     """train -> generate -> evaluate -> record -> leaderboard for one configuration.
 
     ``preflight``: first check every weight file and the protocol's fit to the dataset
-    (:mod:`harness.preflight`; False when the caller has checked already). The run directory is
+    (:mod:`harness.preflight`) and the ``segmenter_weights`` file; False when the caller has
+    checked both already, as ``run`` does for all its runs at once. The run directory is
     locked from preparation to the record (``wait=False``: fail at once with
     :class:`harness.runlock.RunLocked` when another process holds it). ``segmenter_weights``:
     the protocol's segmenter from this file (checked before training;
@@ -52,9 +53,9 @@ def run_experiment(cfg: ExperimentConfig, *, runs_dir: str | Path = "runs",
     from harness.runlock import claimed_run
 
     proto = resolve_protocol(protocol or cfg.eval.protocol, cfg.dataset.name)
-    if segmenter_weights is not None:
-        check_run_segmenter_weights(cfg, proto, segmenter_weights)
     if preflight:
+        if segmenter_weights is not None:  # before the weights preflight: it may set the file
+            check_run_segmenter_weights(cfg, proto, segmenter_weights)
         from harness.preflight import preflight as _preflight, training_finished
         _preflight([(cfg, proto, not training_finished(cfg, runs_dir, run_id, fresh))],
                    allow_missing_weights=allow_missing_weights)
